@@ -1,0 +1,281 @@
+"""The recipe schema: dataclasses for fixed sections, registry components for the rest.
+
+``load_recipe`` reads, merges includes and overrides, then checks everything
+it can without loading a model: unknown keys, types, component names, and each
+component's arguments against its constructor. All problems are reported at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import string
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from selfimprove import registry
+from selfimprove.config.loader import KeyPath, Located, format_path, load_yaml
+from selfimprove.config.overrides import apply_overrides
+from selfimprove.config.typecheck import describe, matches
+from selfimprove.errors import ConfigError, UserError
+
+# Keys of a task node that the loop reads itself, not the task component.
+TASK_KEYS = {"split": str, "limit": int | None}
+
+
+@dataclass
+class Component:
+    """A registry component named in a recipe: ``{name: numeric, tolerance: 1e-6}``."""
+
+    kind: str
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+    split: str = "train"
+    limit: int | None = None
+
+    def build(self, **overrides: Any) -> Any:
+        return registry.get(self.kind, self.name)(**{**self.args, **overrides})
+
+
+@dataclass
+class Prompt:
+    """Chat prompt: an optional system message, few-shot turns and a user template."""
+
+    template: str = "{question}"
+    system: str | None = None
+    few_shot: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class Trigger:
+    """Which records of an earlier role become this role's tasks."""
+
+    role: str
+    passed: bool = False
+
+
+@dataclass
+class Role:
+    """One generation pass of an iteration. Later roles can work on earlier roles' results."""
+
+    name: str
+    prompt: Prompt = field(default_factory=Prompt)
+    when: Trigger | None = None
+    train_prompt_from: str | None = None
+    n: int = 1
+    generation: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Adapter:
+    type: Literal["lora", "qlora", "full"] = "lora"
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: str | list[str] = "all-linear"
+
+
+@dataclass
+class Loop:
+    iterations: int = 1
+    init: Literal["base", "previous"] = "base"
+    seed: int = 0
+
+
+@dataclass
+class Eval:
+    tasks: list[Component] = field(default_factory=list, metadata={"kind": "task", "split": "test"})
+    generation: dict[str, Any] = field(default_factory=lambda: {"temperature": 0.0})
+    prompt_from: str | None = None
+    verifier: Component | None = field(default=None, metadata={"kind": "verifier"})
+
+
+@dataclass
+class Recipe:
+    model: str
+    task: Component = field(metadata={"kind": "task"})
+    verifier: Component = field(metadata={"kind": "verifier"})
+    selector: Component = field(metadata={"kind": "selector"})
+    updater: Component = field(metadata={"kind": "updater"})
+    generator: Component = field(
+        default_factory=lambda: Component("generator", "hf"), metadata={"kind": "generator"}
+    )
+    roles: list[Role] = field(default_factory=lambda: [Role(name="solver")])
+    adapter: Adapter = field(default_factory=Adapter)
+    eval: Eval = field(default_factory=Eval)
+    loop: Loop = field(default_factory=Loop)
+    name: str = ""
+    description: str = ""
+    source: str = field(default="", metadata={"internal": True})
+    resolved: dict[str, Any] = field(default_factory=dict, metadata={"internal": True})
+
+    def role(self, name: str) -> Role:
+        return next(r for r in self.roles if r.name == name)
+
+
+class _Builder:
+    def __init__(self, located: Located):
+        self.located = located
+        self.problems: list[str] = []
+
+    def problem(self, path: KeyPath, message: str) -> None:
+        self.problems.append(f"{self.located.at(path)}: {format_path(path)}: {message}")
+
+    def dataclass(self, cls: type, data: Any, path: KeyPath) -> Any:
+        if not isinstance(data, dict):
+            self.problem(path, f"expected a mapping, got {data!r}")
+            return None
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in fields:
+                close = difflib.get_close_matches(key, list(fields), n=1)
+                hint = f" Did you mean '{close[0]}'?" if close else ""
+                self.problem((*path, key), f"unknown key.{hint} Allowed: {', '.join(fields)}")
+                continue
+            kwargs[key] = self.value(fields[key], hints[key], value, (*path, key))
+        for name, f in fields.items():
+            if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                self.problem(path, f"missing required key '{name}'")
+        if any(v is _BAD for v in kwargs.values()) or len(self.problems):
+            return {k: v for k, v in kwargs.items() if v is not _BAD}  # keep checking; result unused
+        return cls(**kwargs)
+
+    def value(self, f: dataclasses.Field, tp: Any, value: Any, path: KeyPath) -> Any:
+        kind = f.metadata.get("kind")
+        if kind:
+            if typing.get_origin(tp) is list:
+                if not isinstance(value, list):
+                    self.problem(path, f"expected a list of {kind}s, got {value!r}")
+                    return _BAD
+                return [self.component(kind, v, (*path, i), f.metadata.get("split")) for i, v in enumerate(value)]
+            if value is None and matches(None, tp):
+                return None
+            return self.component(kind, value, path, f.metadata.get("split"))
+        is_union = typing.get_origin(tp) in (typing.Union, types.UnionType)
+        inner = [a for a in typing.get_args(tp) if a is not type(None)] if is_union else [tp]
+        target = typing.get_args(inner[0])[0] if typing.get_origin(inner[0]) is list else inner[0]
+        if dataclasses.is_dataclass(target):
+            if value is None and matches(None, tp):
+                return None
+            if typing.get_origin(inner[0]) is list:
+                if not isinstance(value, list):
+                    self.problem(path, f"expected a list, got {value!r}")
+                    return _BAD
+                return [self.dataclass(target, v, (*path, i)) for i, v in enumerate(value)]
+            return self.dataclass(target, value, path)
+        if not matches(value, tp):
+            self.problem(path, f"expected {describe(tp)}, got {value!r}")
+            return _BAD
+        return value
+
+    def component(self, kind: str, node: Any, path: KeyPath, default_split: str | None) -> Any:
+        if isinstance(node, str):
+            node = {"name": node}
+        if not isinstance(node, dict) or not isinstance(node.get("name"), str):
+            self.problem(path, f"a {kind} needs a 'name', e.g. {{name: ...}}; got {node!r}")
+            return _BAD
+        args = dict(node)
+        name = args.pop("name")
+        spec = Component(kind, name, split=default_split or "train")
+        if kind == "task":
+            for key, tp in TASK_KEYS.items():
+                if key in args:
+                    value = args.pop(key)
+                    if not matches(value, tp):
+                        self.problem((*path, key), f"expected {describe(tp)}, got {value!r}")
+                    else:
+                        setattr(spec, key, value)
+        spec.args = args
+        reg = registry.registries[kind]
+        if name not in reg.entries():
+            self.problem((*path, "name"), reg.unknown_message(name))
+            return _BAD
+        try:
+            factory = reg.get(name)
+        except UserError as exc:
+            self.problem((*path, "name"), str(exc))
+            return _BAD
+        if self.check_args(factory, args, path, f"{kind} '{name}'"):
+            try:
+                factory(**args)  # constructors are cheap by contract: they check, never load models
+            except UserError as exc:
+                self.problem(path, str(exc))
+        return spec
+
+    def check_args(self, factory: Any, args: dict[str, Any], path: KeyPath, what: str) -> bool:
+        sig = inspect.signature(factory)
+        try:
+            hints = typing.get_type_hints(factory.__init__ if inspect.isclass(factory) else factory)
+        except Exception:
+            hints = {}
+        params = {n: p for n, p in sig.parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        ok = True
+        for key, value in args.items():
+            if key not in params:
+                if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+                    continue
+                close = difflib.get_close_matches(key, list(params), n=1)
+                hint = f" Did you mean '{close[0]}'?" if close else ""
+                self.problem((*path, key), f"{what} has no argument '{key}'.{hint} Accepts: {', '.join(params)}")
+                ok = False
+            elif key in hints and not matches(value, hints[key]):
+                self.problem((*path, key), f"{what}: expected {describe(hints[key])}, got {value!r}")
+                ok = False
+        for name, p in params.items():
+            if p.default is p.empty and name not in args:
+                self.problem(path, f"{what} needs argument '{name}'")
+                ok = False
+        return ok
+
+
+_BAD = object()
+
+
+def _check_roles(recipe: Recipe, b: _Builder) -> None:
+    seen: list[str] = []
+    for i, role in enumerate(recipe.roles):
+        path: KeyPath = ("roles", i)
+        if role.name in seen:
+            b.problem((*path, "name"), f"duplicate role name '{role.name}'")
+        if role.when and role.when.role not in seen:
+            b.problem((*path, "when", "role"), f"'{role.when.role}' is not an earlier role (earlier: {seen or 'none'})")
+        if role.n < 1:
+            b.problem((*path, "n"), f"must be at least 1, got {role.n}")
+        for fmt in [role.prompt.template, role.prompt.system or ""]:
+            try:
+                list(string.Formatter().parse(fmt))
+            except ValueError as exc:
+                b.problem((*path, "prompt"), f"bad template {fmt!r}: {exc}")
+        seen.append(role.name)
+        b.check_args(registry.get("generator", recipe.generator.name), role.generation, (*path, "generation"), "generation")
+    names = [r.name for r in recipe.roles]
+    for i, role in enumerate(recipe.roles):
+        if role.train_prompt_from and role.train_prompt_from not in names:
+            b.problem(("roles", i, "train_prompt_from"), f"no role '{role.train_prompt_from}' (roles: {names})")
+    if recipe.eval.prompt_from and recipe.eval.prompt_from not in names:
+        b.problem(("eval", "prompt_from"), f"no role '{recipe.eval.prompt_from}' (roles: {names})")
+    b.check_args(registry.get("generator", recipe.generator.name), recipe.eval.generation, ("eval", "generation"), "generation")
+    if recipe.loop.iterations < 0:
+        b.problem(("loop", "iterations"), f"must be 0 or more, got {recipe.loop.iterations}")
+
+
+def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
+    """Read and check a recipe. Raises ConfigError listing every problem found."""
+    located = load_yaml(Path(path))
+    apply_overrides(located, list(overrides))
+    b = _Builder(located)
+    recipe = b.dataclass(Recipe, located.data, ())
+    if not isinstance(recipe, Recipe):
+        raise ConfigError(b.problems or ["recipe could not be read"])
+    _check_roles(recipe, b)
+    if b.problems:
+        raise ConfigError(b.problems)
+    recipe.source = str(Path(path).resolve())
+    recipe.resolved = located.data
+    return recipe

@@ -1,0 +1,117 @@
+"""Batched generation with transformers ``generate``."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+from selfimprove.errors import UserError
+from selfimprove.generators import Output, Request
+from selfimprove.models import Policy
+from selfimprove.progress import Tracker
+
+
+def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+    """The model's chat template with a generation prompt, or plain text for base models."""
+    if tokenizer.chat_template:
+        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return "\n\n".join(m["content"] for m in messages) + "\n\n"
+
+
+def truncate_at_stop(text: str, stop: list[str]) -> str:
+    cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
+    return text if cut < 0 else text[:cut]
+
+
+def batch_seed(seed: int, first_id: str) -> int:
+    return int(hashlib.sha256(f"{seed}:{first_id}".encode()).hexdigest()[:8], 16)
+
+
+class HFGenerator:
+    """Batched sampling with transformers (left padding, chat template, stop strings, seeded batches)."""
+
+    def __init__(
+        self,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        max_new_tokens: int = 256,
+        stop: list[str] | None = None,
+        batch_size: int = 32,
+        max_batch_tokens: int = 65536,
+        max_prompt_tokens: int | None = None,
+    ):
+        if temperature < 0:
+            raise UserError(f"hf: temperature must be >= 0, got {temperature}")
+        if batch_size < 1 or max_new_tokens < 1:
+            raise UserError("hf: batch_size and max_new_tokens must be at least 1")
+        self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
+        self.max_new_tokens, self.stop = max_new_tokens, stop or []
+        self.batch_size, self.max_batch_tokens, self.max_prompt_tokens = batch_size, max_batch_tokens, max_prompt_tokens
+        self._cache: tuple[Policy, Any, Any] | None = None
+
+    def _load(self, policy: Policy) -> tuple[Any, Any]:
+        if self._cache is None or self._cache[0] != policy:
+            from selfimprove.models.loading import load_for_inference, load_tokenizer
+
+            self._cache = None  # free the old model before loading the new one
+            tokenizer = load_tokenizer(policy.base)
+            tokenizer.padding_side = "left"
+            self._cache = (policy, load_for_inference(policy), tokenizer)
+        return self._cache[1], self._cache[2]
+
+    def batches(self, lengths: list[int]) -> list[list[int]]:
+        """Indices grouped by similar prompt length, under both the row and the token budget."""
+        order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+        out: list[list[int]] = []
+        for i in order:
+            if out:
+                batch = out[-1]
+                width = max(lengths[batch[-1]], lengths[i]) + self.max_new_tokens
+                if len(batch) < self.batch_size and (len(batch) + 1) * width <= self.max_batch_tokens:
+                    batch.append(i)
+                    continue
+            out.append([i])
+        return out
+
+    def generate(
+        self, policy: Policy, requests: list[Request], *, seed: int, done: set[str], tracker: Tracker
+    ) -> Iterator[list[Output]]:
+        import torch
+
+        model, tokenizer = self._load(policy)
+        texts = [render_chat(tokenizer, r.messages) for r in requests]
+        encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
+        if self.max_prompt_tokens:
+            encoded = [ids[-self.max_prompt_tokens :] for ids in encoded]
+        sampling: dict[str, Any] = {"do_sample": self.temperature > 0}
+        if self.temperature > 0:
+            sampling.update(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k or None)
+        else:
+            sampling.update(temperature=None, top_p=None, top_k=None)
+        for batch in self.batches([len(ids) for ids in encoded]):
+            ids = [requests[i].id for i in batch]
+            if all(i in done for i in ids):
+                tracker.advance(len(batch))
+                continue
+            inputs = tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt").to(model.device)
+            torch.manual_seed(batch_seed(seed, ids[0]))
+            with torch.inference_mode():
+                out = model.generate(
+                    **inputs,
+                    max_new_tokens=self.max_new_tokens,
+                    pad_token_id=tokenizer.pad_token_id,
+                    stop_strings=self.stop or None,
+                    tokenizer=tokenizer if self.stop else None,
+                    **sampling,
+                )
+            new = out[:, inputs["input_ids"].shape[1] :].tolist()
+            outputs = []
+            for rid, tokens in zip(ids, new):
+                if tokenizer.eos_token_id in tokens:
+                    tokens = tokens[: tokens.index(tokenizer.eos_token_id) + 1]
+                text = tokenizer.decode(tokens, skip_special_tokens=True)
+                outputs.append(Output(rid, truncate_at_stop(text, self.stop), len(tokens)))
+            tracker.advance(len(batch), sum(o.num_tokens for o in outputs))
+            yield outputs

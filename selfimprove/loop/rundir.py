@@ -1,0 +1,80 @@
+"""The run directory: every stage's output, written atomically, so a killed run resumes where it stopped.
+
+A stage is done when its file exists: files are written under a temporary name
+and renamed into place. Generation appends whole batches to a ``.partial`` file
+(flushed and fsynced), so a kill mid-stage loses at most the batch in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+
+def _fsync_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class RunDir:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def path(self, *parts: str) -> Path:
+        p = self.root.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def exists(self, *parts: str) -> bool:
+        return self.root.joinpath(*parts).exists()
+
+    def write_json(self, name: str, data: Any) -> None:
+        _fsync_write(self.path(name), json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    def read_json(self, name: str) -> Any:
+        return json.loads(self.path(name).read_text())
+
+    def write_jsonl(self, name: str, records: Iterable[dict[str, Any]]) -> None:
+        _fsync_write(self.path(name), "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+
+    def read_jsonl(self, name: str) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.path(name).read_text().splitlines() if line.strip()]
+
+    def append_partial(self, name: str, records: list[dict[str, Any]]) -> None:
+        with self.path(name + ".partial").open("a") as fh:
+            fh.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def read_partial(self, name: str) -> list[dict[str, Any]]:
+        """Records of a stage in progress; a line cut short by a kill is dropped."""
+        path = self.root / (name + ".partial")
+        if not path.exists():
+            return []
+        out = []
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+        return out
+
+    def finish_partial(self, name: str, records: list[dict[str, Any]]) -> None:
+        self.write_jsonl(name, records)
+        (self.root / (name + ".partial")).unlink(missing_ok=True)
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        with self.path("metrics.jsonl").open("a") as fh:
+            fh.write(json.dumps(record, sort_keys=True) + "\n")
+
+    def commit_dir(self, tmp: Path, final: Path) -> None:
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)

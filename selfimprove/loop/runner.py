@@ -1,0 +1,179 @@
+"""Run a recipe: iteration 0 evaluates the starting model; each later iteration runs
+generate (per role) -> verify -> select -> update -> evaluate."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from selfimprove.config.schema import Recipe, Role
+from selfimprove.loop import manifest, stages
+from selfimprove.loop.rundir import RunDir
+from selfimprove.models import Policy
+from selfimprove.models.embedded import resolve
+from selfimprove.progress import console
+from selfimprove.prompts import render
+from selfimprove.records import Problem, Rollout
+from selfimprove.updaters import UpdateContext
+
+
+class Runner:
+    def __init__(self, recipe: Recipe, run_dir: str | Path, show_progress: bool = True):
+        self.recipe = recipe
+        self.run = RunDir(run_dir)
+        self.show_progress = show_progress
+        self.seed = recipe.loop.seed
+
+    # -- setup -----------------------------------------------------------------------------------------
+    def start(self) -> None:
+        from selfimprove.quiet import quiet_libraries
+
+        quiet_libraries()
+        if self.run.exists("manifest.json"):
+            manifest.check_resumable(self.run.read_json("manifest.json"), self.recipe, self.run.root)
+            console.print(f"[bold]Resuming[/] {self.run.root}")
+        self.run.write_json("manifest.json", manifest.build(self.recipe, sys.argv))
+        from selfimprove.models.loading import check_adapter_supported
+
+        check_adapter_supported(self.recipe.adapter)
+        self.base = resolve(self.recipe.model)
+        self.generator = self.recipe.generator.build()
+        self.verifier = self.recipe.verifier.build()
+
+    def _generator_for(self, overrides: dict[str, Any]) -> Any:
+        # Roles that change no generation setting share one generator, and with it the loaded model.
+        return self.recipe.generator.build(**overrides) if overrides else self.generator
+
+    # -- one iteration ---------------------------------------------------------------------------------
+    def jobs_for(self, role: Role, problems: list[Problem], earlier: dict[str, list[Rollout]]) -> list[tuple]:
+        if role.when:
+            passed: dict[str, bool] = {}
+            for r in earlier[role.when.role]:
+                passed[r.problem_id] = passed.get(r.problem_id, False) or bool(r.verdict and r.verdict.passed)
+            problems = [p for p in problems if passed.get(p.id) is role.when.passed]
+        train_role = self.recipe.role(role.train_prompt_from) if role.train_prompt_from else None
+        return [
+            (p, render(role.prompt, p), render(train_role.prompt, p) if train_role else None) for p in problems
+        ]
+
+    def iteration(self, it: int, policy: Policy) -> Policy:
+        d = f"iter-{it:03d}"
+        task = self.recipe.task
+        problems = task.build().load(task.split)[: task.limit]
+        earlier: dict[str, list[Rollout]] = {}
+        for role in self.recipe.roles:
+            jobs = self.jobs_for(role, problems, earlier)
+            with stages.Timer() as t:
+                rollouts = stages.generate(
+                    self.run, f"{d}/rollouts-{role.name}.jsonl", self._generator_for(role.generation), policy,
+                    jobs, role.name, role.n, stages.stage_seed(self.seed, it, role.name), self.show_progress,
+                )  # fmt: skip
+                rollouts = stages.verify(self.run, f"{d}/verified-{role.name}.jsonl", self.verifier, rollouts)
+            earlier[role.name] = rollouts
+            self._metric(it, f"generate:{role.name}", t.seconds, {
+                "rollouts": len(rollouts),
+                "passed": sum(bool(r.verdict and r.verdict.passed) for r in rollouts),
+                "mean_tokens": sum(r.num_tokens for r in rollouts) / max(len(rollouts), 1),
+            })  # fmt: skip
+        all_rollouts = [r for role in self.recipe.roles for r in earlier[role.name]]
+        examples = stages.select(self.run, f"{d}/selected.jsonl", self.recipe.selector.build(), all_rollouts)
+        return self.update(it, policy, examples)
+
+    def update(self, it: int, policy: Policy, examples: list) -> Policy:
+        d = f"iter-{it:03d}"
+        final = self.run.root / d / "checkpoint"
+        init = policy.checkpoint if self.recipe.loop.init == "previous" else None
+        if self.run.exists(d, "update.json"):
+            info = self.run.read_json(f"{d}/update.json")
+            return Policy(self.base, str(final) if info.get("checkpoint") else init)
+        if not examples:
+            console.print(f"[yellow]iteration {it}: no examples selected; the policy is unchanged[/]")
+            self.run.write_json(f"{d}/update.json", {"checkpoint": False, "examples": 0})
+            return Policy(self.base, init)
+        tmp = self.run.path(d, "checkpoint.tmp")
+        ctx = UpdateContext(
+            base=self.base, adapter=self.recipe.adapter, init=init, examples=examples,
+            output_dir=tmp, work_dir=self.run.path(d, "trainer"), seed=stages.stage_seed(self.seed, it, "update"),
+            iteration=it, show_progress=self.show_progress,
+        )  # fmt: skip
+        with stages.Timer() as t:
+            metrics = self.recipe.updater.build().update(ctx)
+        self.run.commit_dir(tmp, final)
+        shutil.rmtree(ctx.work_dir, ignore_errors=True)
+        self.run.write_json(f"{d}/update.json", {"checkpoint": True, **metrics})
+        self._metric(it, "update", t.seconds, metrics)
+        return Policy(self.base, str(final))
+
+    # -- evaluation ------------------------------------------------------------------------------------
+    def evaluate(self, it: int, policy: Policy) -> dict[str, dict[str, float]]:
+        d = f"iter-{it:03d}"
+        if self.run.exists(d, "eval.json"):
+            return self.run.read_json(f"{d}/eval.json")
+        spec = self.recipe.eval
+        role = self.recipe.role(spec.prompt_from) if spec.prompt_from else self.recipe.roles[0]
+        generator = self.recipe.generator.build(**spec.generation)
+        verifier = spec.verifier.build() if spec.verifier else self.verifier
+        results: dict[str, dict[str, float]] = {}
+        for task in spec.tasks:
+            problems = task.build().load(task.split)[: task.limit]
+            jobs = [(p, render(role.prompt, p), None) for p in problems]
+            with stages.Timer() as t:
+                rollouts = stages.generate(
+                    self.run, f"{d}/eval/{task.name}.rollouts.jsonl", generator, policy, jobs, "eval", 1,
+                    stages.stage_seed(self.seed, it, "eval", task.name), self.show_progress,
+                )  # fmt: skip
+                rollouts = stages.verify(self.run, f"{d}/eval/{task.name}.jsonl", verifier, rollouts)
+            correct = sum(bool(r.verdict and r.verdict.passed) for r in rollouts)
+            results[task.name] = {
+                "accuracy": correct / max(len(rollouts), 1),
+                "correct": correct,
+                "problems": len(rollouts),
+                "mean_response_tokens": sum(r.num_tokens for r in rollouts) / max(len(rollouts), 1),
+            }
+            self._metric(it, f"eval:{task.name}", t.seconds, results[task.name])
+        self.run.write_json(f"{d}/eval.json", results)
+        return results
+
+    # -- bookkeeping -----------------------------------------------------------------------------------
+    def _metric(self, it: int, stage: str, seconds: float, values: dict[str, Any]) -> None:
+        self.run.append_metrics({"iteration": it, "stage": stage, "seconds": round(seconds, 3), **values})
+
+    def write_summary(self, evals: list[dict[str, Any]]) -> dict[str, Any]:
+        summary = {"iterations": [{"iteration": i, "eval": e} for i, e in enumerate(evals)]}
+        self.run.write_json("summary.json", summary)
+        return summary
+
+    def execute(self) -> dict[str, Any]:
+        self.start()
+        policy = Policy(self.base)
+        evals = [self.evaluate(0, policy)]
+        self.write_summary(evals)
+        print_eval_table(evals)
+        for it in range(1, self.recipe.loop.iterations + 1):
+            policy = self.iteration(it, policy)
+            evals.append(self.evaluate(it, policy))
+            self.write_summary(evals)
+            print_eval_table(evals)
+        return self.write_summary(evals)
+
+
+def print_eval_table(evals: list[dict[str, Any]]) -> None:
+    if not evals or not evals[0]:
+        return
+    table = Table(title="Held-out evaluation")
+    table.add_column("iteration", justify="right")
+    tasks = list(evals[0])
+    for name in tasks:
+        table.add_column(f"{name} accuracy", justify="right")
+        table.add_column("tokens", justify="right")
+    for i, e in enumerate(evals):
+        cells = []
+        for name in tasks:
+            m = e.get(name, {})
+            cells += [f"{m.get('accuracy', float('nan')):.1%}", f"{m.get('mean_response_tokens', 0):.0f}"]
+        table.add_row(str(i), *cells)
+    console.print(table)

@@ -1,0 +1,27 @@
+"""Render a recipe's prompt (system message, few-shot turns, user template) into chat messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from selfimprove.config.schema import Prompt
+from selfimprove.errors import UserError
+from selfimprove.records import Messages, Problem
+
+
+def fields(problem: Problem) -> dict[str, Any]:
+    return {**problem.meta, "id": problem.id, "question": problem.question, "answer": problem.answer}
+
+
+def render(prompt: Prompt, problem: Problem) -> Messages:
+    messages: Messages = []
+    if prompt.system:
+        messages.append({"role": "system", "content": prompt.system})
+    for shot in prompt.few_shot:
+        messages.append({"role": "user", "content": prompt.template.format_map({**shot, "answer": shot.get("answer")})})
+        messages.append({"role": "assistant", "content": shot["completion"]})
+    try:
+        messages.append({"role": "user", "content": prompt.template.format_map(fields(problem))})
+    except KeyError as exc:
+        raise UserError(f"prompt template {prompt.template!r} uses {{{exc.args[0]}}}, which problem {problem.id} lacks") from None
+    return messages

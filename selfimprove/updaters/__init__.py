@@ -1,0 +1,29 @@
+"""Updaters train the policy on selected examples and write a standard checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from selfimprove.config.schema import Adapter
+from selfimprove.records import Example
+
+
+@dataclass
+class UpdateContext:
+    base: str  # base model folder or hub id
+    adapter: Adapter
+    init: str | None  # checkpoint to start from; None = the base model
+    examples: list[Example]
+    output_dir: Path  # where the final checkpoint goes (PEFT adapter or HF model folder)
+    work_dir: Path  # scratch space for resumable trainer state; may hold state from a killed attempt
+    seed: int
+    iteration: int
+    show_progress: bool = True
+
+
+class Updater(Protocol):
+    def update(self, ctx: UpdateContext) -> dict[str, float]:
+        """Train, save the checkpoint into ``ctx.output_dir``, and return metrics (loss, steps, ...)."""
+        ...

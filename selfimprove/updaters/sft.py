@@ -1,0 +1,113 @@
+"""Supervised fine-tuning on selected examples with TRL's SFTTrainer (loss on completion tokens only)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from selfimprove.errors import UserError
+from selfimprove.progress import track
+from selfimprove.updaters import UpdateContext
+
+
+class SFT:
+    """SFT on prompt/completion pairs, completion-only loss (STaR, ReST-EM's M-step)."""
+
+    def __init__(
+        self,
+        learning_rate: float = 2e-4,
+        epochs: float = 1.0,
+        max_steps: int | None = None,
+        steps_growth: float = 1.0,
+        batch_size: int = 8,
+        gradient_accumulation_steps: int = 1,
+        max_length: int = 1024,
+        lr_scheduler: str = "constant",
+        warmup: float = 0.0,
+        weight_decay: float = 0.0,
+        save_steps: int = 25,
+    ):
+        if learning_rate <= 0 or epochs <= 0 or batch_size < 1:
+            raise UserError("sft: learning_rate and epochs must be positive, batch_size at least 1")
+        self.learning_rate, self.epochs, self.max_steps, self.steps_growth = learning_rate, epochs, max_steps, steps_growth
+        self.batch_size, self.gradient_accumulation_steps, self.max_length = batch_size, gradient_accumulation_steps, max_length
+        self.lr_scheduler, self.warmup, self.weight_decay, self.save_steps = lr_scheduler, warmup, weight_decay, save_steps
+
+    def update(self, ctx: UpdateContext) -> dict[str, float]:
+        import torch
+        from datasets import Dataset
+        from transformers import PrinterCallback
+        from trl import SFTConfig, SFTTrainer
+
+        from selfimprove.models.loading import load_for_training, load_tokenizer
+
+        rows = [
+            {"prompt": e.prompt, "completion": [{"role": "assistant", "content": e.completion}]} for e in ctx.examples
+        ]
+        # STaR grows the number of steps by a constant factor each outer iteration.
+        growth = self.steps_growth ** max(ctx.iteration - 1, 0)
+        max_steps = round(self.max_steps * growth) if self.max_steps else -1
+        cuda = torch.cuda.is_available()
+        config = SFTConfig(
+            output_dir=str(ctx.work_dir),
+            learning_rate=self.learning_rate,
+            num_train_epochs=self.epochs * growth,
+            max_steps=max_steps,
+            per_device_train_batch_size=self.batch_size,
+            gradient_accumulation_steps=self.gradient_accumulation_steps,
+            max_length=self.max_length,
+            lr_scheduler_type=self.lr_scheduler,
+            warmup_steps=self.warmup,
+            weight_decay=self.weight_decay,
+            completion_only_loss=True,
+            gradient_checkpointing=False,
+            bf16=cuda,
+            use_cpu=not cuda,
+            seed=ctx.seed,
+            data_seed=ctx.seed,
+            save_strategy="steps",
+            save_steps=self.save_steps,
+            save_total_limit=1,
+            logging_steps=1,
+            report_to="none",
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+        )
+        tokenizer = load_tokenizer(ctx.base)
+        model = load_for_training(ctx.base, ctx.adapter, ctx.init)
+        trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+        trainer.remove_callback(PrinterCallback)  # our progress bar replaces the printed log dicts
+        losses: list[float] = []
+        resume = any(ctx.work_dir.glob("checkpoint-*"))
+        start = time.perf_counter()
+        with track(f"update {ctx.iteration}", trainer.state.max_steps or 0, ctx.show_progress) as tracker:
+            trainer.add_callback(_progress_callback(tracker, losses))
+            trainer.train(resume_from_checkpoint=True if resume else None)
+        trainer.model.save_pretrained(ctx.output_dir)
+        tokenizer.save_pretrained(ctx.output_dir)
+        return {
+            "loss": sum(losses[-10:]) / max(len(losses[-10:]), 1),
+            "steps": trainer.state.global_step,
+            "examples": len(rows),
+            "seconds": time.perf_counter() - start,
+            "resumed": float(resume),
+        }
+
+
+
+def _progress_callback(tracker: Any, losses: list[float]) -> Any:
+    """A TrainerCallback that drives the rich progress bar and collects losses."""
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            tracker.reset(total=state.max_steps, completed=state.global_step)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            tracker.advance(1)
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
+            if logs and "loss" in logs:
+                losses.append(float(logs["loss"]))
+
+    return Progress()
