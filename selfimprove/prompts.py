@@ -23,5 +23,7 @@ def render(prompt: Prompt, problem: Problem) -> Messages:
     try:
         messages.append({"role": "user", "content": prompt.template.format_map(fields(problem))})
     except KeyError as exc:
-        raise UserError(f"prompt template {prompt.template!r} uses {{{exc.args[0]}}}, which problem {problem.id} lacks") from None
+        raise UserError(
+            f"prompt template {prompt.template!r} uses {{{exc.args[0]}}}, which problem {problem.id} lacks"
+        ) from None
     return messages

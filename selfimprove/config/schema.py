@@ -101,9 +101,7 @@ class Recipe:
     verifier: Component = field(metadata={"kind": "verifier"})
     selector: Component = field(metadata={"kind": "selector"})
     updater: Component = field(metadata={"kind": "updater"})
-    generator: Component = field(
-        default_factory=lambda: Component("generator", "hf"), metadata={"kind": "generator"}
-    )
+    generator: Component = field(default_factory=lambda: Component("generator", "hf"), metadata={"kind": "generator"})
     roles: list[Role] = field(default_factory=lambda: [Role(name="solver")])
     adapter: Adapter = field(default_factory=Adapter)
     eval: Eval = field(default_factory=Eval)
@@ -253,14 +251,18 @@ def _check_roles(recipe: Recipe, b: _Builder) -> None:
             except ValueError as exc:
                 b.problem((*path, "prompt"), f"bad template {fmt!r}: {exc}")
         seen.append(role.name)
-        b.check_args(registry.get("generator", recipe.generator.name), role.generation, (*path, "generation"), "generation")
+        b.check_args(
+            registry.get("generator", recipe.generator.name), role.generation, (*path, "generation"), "generation"
+        )
     names = [r.name for r in recipe.roles]
     for i, role in enumerate(recipe.roles):
         if role.train_prompt_from and role.train_prompt_from not in names:
             b.problem(("roles", i, "train_prompt_from"), f"no role '{role.train_prompt_from}' (roles: {names})")
     if recipe.eval.prompt_from and recipe.eval.prompt_from not in names:
         b.problem(("eval", "prompt_from"), f"no role '{recipe.eval.prompt_from}' (roles: {names})")
-    b.check_args(registry.get("generator", recipe.generator.name), recipe.eval.generation, ("eval", "generation"), "generation")
+    b.check_args(
+        registry.get("generator", recipe.generator.name), recipe.eval.generation, ("eval", "generation"), "generation"
+    )
     if recipe.loop.iterations < 0:
         b.problem(("loop", "iterations"), f"must be 0 or more, got {recipe.loop.iterations}")
 

@@ -53,5 +53,6 @@ def describe(tp: Any) -> str:
         return f"a list of {describe(args[0])}" if args else "a list"
     if origin is dict:
         return "a mapping"
-    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(tp, getattr(tp, "__name__", str(tp)))
-
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )

@@ -108,7 +108,7 @@ class HFGenerator:
                 )
             new = out[:, inputs["input_ids"].shape[1] :].tolist()
             outputs = []
-            for rid, tokens in zip(ids, new):
+            for rid, tokens in zip(ids, new, strict=True):
                 if tokenizer.eos_token_id in tokens:
                     tokens = tokens[: tokens.index(tokenizer.eos_token_id) + 1]
                 text = tokenizer.decode(tokens, skip_special_tokens=True)

@@ -10,7 +10,8 @@ from typing import Any
 
 from rich.table import Table
 
-from selfimprove.config.schema import Recipe, Role
+from selfimprove.config.schema import Component, Recipe, Role
+from selfimprove.errors import UserError
 from selfimprove.loop import manifest, stages
 from selfimprove.loop.rundir import RunDir
 from selfimprove.models import Policy
@@ -40,9 +41,19 @@ class Runner:
         from selfimprove.models.loading import check_adapter_supported
 
         check_adapter_supported(self.recipe.adapter)
+        # Read every data set before loading a model, so bad data fails in seconds, not after a model load.
+        self.problems = {"train": self.load_problems(self.recipe.task)}
+        self.problems.update({f"eval:{t.name}": self.load_problems(t) for t in self.recipe.eval.tasks})
         self.base = resolve(self.recipe.model)
         self.generator = self.recipe.generator.build()
         self.verifier = self.recipe.verifier.build()
+
+    @staticmethod
+    def load_problems(task: Component) -> list[Problem]:
+        problems = task.build().load(task.split)[: task.limit]
+        if not problems:
+            raise UserError(f"task '{task.name}' has no problems in split '{task.split}'")
+        return problems
 
     def _generator_for(self, overrides: dict[str, Any]) -> Any:
         # Roles that change no generation setting share one generator, and with it the loaded model.
@@ -56,14 +67,11 @@ class Runner:
                 passed[r.problem_id] = passed.get(r.problem_id, False) or bool(r.verdict and r.verdict.passed)
             problems = [p for p in problems if passed.get(p.id) is role.when.passed]
         train_role = self.recipe.role(role.train_prompt_from) if role.train_prompt_from else None
-        return [
-            (p, render(role.prompt, p), render(train_role.prompt, p) if train_role else None) for p in problems
-        ]
+        return [(p, render(role.prompt, p), render(train_role.prompt, p) if train_role else None) for p in problems]
 
     def iteration(self, it: int, policy: Policy) -> Policy:
         d = f"iter-{it:03d}"
-        task = self.recipe.task
-        problems = task.build().load(task.split)[: task.limit]
+        problems = self.problems["train"]
         earlier: dict[str, list[Rollout]] = {}
         for role in self.recipe.roles:
             jobs = self.jobs_for(role, problems, earlier)
@@ -119,7 +127,7 @@ class Runner:
         verifier = spec.verifier.build() if spec.verifier else self.verifier
         results: dict[str, dict[str, float]] = {}
         for task in spec.tasks:
-            problems = task.build().load(task.split)[: task.limit]
+            problems = self.problems[f"eval:{task.name}"]
             jobs = [(p, render(role.prompt, p), None) for p in problems]
             with stages.Timer() as t:
                 rollouts = stages.generate(

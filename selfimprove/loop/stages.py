@@ -61,7 +61,7 @@ def verify(run: RunDir, name: str, verifier: Verifier, rollouts: list[Rollout]) 
     """Attach a verdict to every rollout; written as one file."""
     if run.exists(name):
         return [Rollout.from_json(r) for r in run.read_jsonl(name)]
-    for rollout, verdict in zip(rollouts, verify_safely(verifier, rollouts)):
+    for rollout, verdict in zip(rollouts, verify_safely(verifier, rollouts), strict=True):
         rollout.verdict = verdict
     run.write_jsonl(name, [r.to_json() for r in rollouts])
     return rollouts

@@ -76,7 +76,7 @@ class Arithmetic:
         rng = random.Random(f"arithmetic-{self.seed}-{split}")
         seen: set[str] = set()
         problems: list[Problem] = []
-        for attempt in range(want * 200):
+        for _ in range(want * 200):
             kind = self.kinds[len(problems) % len(self.kinds)]
             question, answer = self._draw(rng, kind)
             if question in seen or _split_of(question, self.test_fraction) != split:

@@ -29,9 +29,23 @@ class SFT:
     ):
         if learning_rate <= 0 or epochs <= 0 or batch_size < 1:
             raise UserError("sft: learning_rate and epochs must be positive, batch_size at least 1")
-        self.learning_rate, self.epochs, self.max_steps, self.steps_growth = learning_rate, epochs, max_steps, steps_growth
-        self.batch_size, self.gradient_accumulation_steps, self.max_length = batch_size, gradient_accumulation_steps, max_length
-        self.lr_scheduler, self.warmup, self.weight_decay, self.save_steps = lr_scheduler, warmup, weight_decay, save_steps
+        self.learning_rate, self.epochs, self.max_steps, self.steps_growth = (
+            learning_rate,
+            epochs,
+            max_steps,
+            steps_growth,
+        )
+        self.batch_size, self.gradient_accumulation_steps, self.max_length = (
+            batch_size,
+            gradient_accumulation_steps,
+            max_length,
+        )
+        self.lr_scheduler, self.warmup, self.weight_decay, self.save_steps = (
+            lr_scheduler,
+            warmup,
+            weight_decay,
+            save_steps,
+        )
 
     def update(self, ctx: UpdateContext) -> dict[str, float]:
         import torch
@@ -75,7 +89,9 @@ class SFT:
         )
         tokenizer = load_tokenizer(ctx.base)
         model = load_for_training(ctx.base, ctx.adapter, ctx.init)
-        trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+        trainer = SFTTrainer(
+            model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer
+        )
         trainer.remove_callback(PrinterCallback)  # our progress bar replaces the printed log dicts
         losses: list[float] = []
         resume = any(ctx.work_dir.glob("checkpoint-*"))
@@ -92,7 +108,6 @@ class SFT:
             "seconds": time.perf_counter() - start,
             "resumed": float(resume),
         }
-
 
 
 def _progress_callback(tracker: Any, losses: list[float]) -> Any:
