@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,15 @@ import yaml
 from selfimprove.errors import ConfigError
 
 KeyPath = tuple[str | int, ...]
+
+
+class RecipeLoader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-4`` as a number (YAML 1.1 wants ``1.0e-4``): learning rates look like that."""
+
+
+RecipeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$"), list("-+0123456789.")
+)
 
 
 class Located:
@@ -32,11 +42,14 @@ def format_path(path: KeyPath) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
 
-def _construct(node: yaml.Node, loader: yaml.SafeLoader, file: str, path: KeyPath, where: dict[KeyPath, str]) -> Any:
+def _construct(node: yaml.Node, loader: RecipeLoader, file: str, path: KeyPath, where: dict[KeyPath, str]) -> Any:
     where[path] = f"{file}:{node.start_mark.line + 1}"
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                line = key_node.start_mark.line + 1
+                raise ConfigError([f"{file}:{line}: merge keys (<<) are not supported; use an alias or include:"])
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, str):
                 raise ConfigError([f"{file}:{key_node.start_mark.line + 1}: keys must be strings, got {key!r}"])
@@ -53,15 +66,25 @@ def _construct(node: yaml.Node, loader: yaml.SafeLoader, file: str, path: KeyPat
 def _read(file: Path) -> tuple[dict[str, Any], dict[KeyPath, str]]:
     if not file.is_file():
         raise ConfigError([f"{file}: recipe file not found"])
-    loader = yaml.SafeLoader(file.read_text())
-    where: dict[KeyPath, str] = {}
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{file}: not a UTF-8 text file ({exc.reason} at byte {exc.start})"]) from None
+    try:
+        loader = RecipeLoader(text)
+    except yaml.reader.ReaderError as exc:  # a control character; it carries a position, not a line
+        line = text[: exc.position].count("\n") + 1
+        raise ConfigError([f"{file}:{line}: malformed YAML: unacceptable character #x{exc.character:04x}"]) from None
+    where: dict[KeyPath, str] = {(): f"{file}:1"}
     try:
         node = loader.get_single_node()
         data = {} if node is None else _construct(node, loader, str(file), (), where)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark else ""
-        raise ConfigError([f"{file}{line}: malformed YAML: {exc.problem or exc.context}"]) from None
+        opened = exc.context_mark if exc.problem and exc.context else None  # e.g. where an unclosed { began
+        context = f" ({exc.context} at line {opened.line + 1})" if opened and opened is not mark else ""
+        raise ConfigError([f"{file}{line}: malformed YAML: {exc.problem or exc.context}{context}"]) from None
     finally:
         loader.dispose()
     if not isinstance(data, dict):

@@ -6,8 +6,12 @@ from typing import Any
 
 import yaml
 
-from selfimprove.config.loader import Located
+from selfimprove.config.loader import Located, RecipeLoader
 from selfimprove.errors import ConfigError
+from selfimprove.registry import KINDS
+
+# Keys whose string value is a component's short form (``task: arithmetic``), and lists of components.
+COMPONENT_KEYS = {*KINDS, "tasks"}
 
 
 def apply_overrides(recipe: Located, overrides: list[str]) -> None:
@@ -18,7 +22,7 @@ def apply_overrides(recipe: Located, overrides: list[str]) -> None:
             problems.append(f"command line: overrides must look like key=value, got '{item}'")
             continue
         try:
-            value: Any = yaml.safe_load(raw) if raw else ""
+            value: Any = yaml.load(raw, Loader=RecipeLoader) if raw else ""
         except yaml.YAMLError:
             value = raw
         parts: list[str | int] = [int(p) if p.isdigit() else p for p in key.split(".")]
@@ -29,9 +33,13 @@ def apply_overrides(recipe: Located, overrides: list[str]) -> None:
             except (KeyError, IndexError, TypeError):
                 if isinstance(node, dict) and isinstance(part, str):
                     child = node[part] = {}
+                    recipe.where[tuple(parts[: depth + 1])] = f"command line ({item})"
                 else:
                     problems.append(f"command line: '{key}': no '{'.'.join(map(str, parts[: depth + 1]))}' to set")
                     break
+            owner = part if isinstance(part, str) else parts[depth - 1] if depth else None
+            if isinstance(child, str) and owner in COMPONENT_KEYS:  # task.size=10 on `task: arithmetic`
+                child = node[part] = {"name": child}
             node = child
         else:
             last = parts[-1]

@@ -47,7 +47,7 @@ class Prompt:
 
     template: str = "{question}"
     system: str | None = None
-    few_shot: list[dict[str, str]] = field(default_factory=list)
+    few_shot: list[dict[str, Any]] = field(default_factory=list)  # numbers are fine: answer: 72
 
 
 @dataclass
@@ -146,6 +146,10 @@ class _Builder:
 
     def value(self, f: dataclasses.Field, tp: Any, value: Any, path: KeyPath) -> Any:
         kind = f.metadata.get("kind")
+        if kind and isinstance(value, dict) and "name" not in value and f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+            if isinstance(default, Component):  # generator: {temperature: 0.7} keeps the default generator
+                value = {"name": default.name, **value}
         if kind:
             if typing.get_origin(tp) is list:
                 if not isinstance(value, list):
@@ -235,7 +239,18 @@ class _Builder:
 _BAD = object()
 
 
+def _template_fields(template: str) -> list[str]:
+    """The names a template looks up (``{meta.x}`` -> ``meta``); ValueError when it is malformed."""
+    fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    names = [f.split(".")[0].split("[")[0] for f in fields]
+    if any(not n or n.isdigit() for n in names):
+        raise ValueError("fields must be named, like {question}")
+    return names
+
+
 def _check_roles(recipe: Recipe, b: _Builder) -> None:
+    if not recipe.roles:
+        b.problem(("roles",), "needs at least one role")
     seen: list[str] = []
     for i, role in enumerate(recipe.roles):
         path: KeyPath = ("roles", i)
@@ -245,11 +260,15 @@ def _check_roles(recipe: Recipe, b: _Builder) -> None:
             b.problem((*path, "when", "role"), f"'{role.when.role}' is not an earlier role (earlier: {seen or 'none'})")
         if role.n < 1:
             b.problem((*path, "n"), f"must be at least 1, got {role.n}")
-        for fmt in [role.prompt.template, role.prompt.system or ""]:
-            try:
-                list(string.Formatter().parse(fmt))
-            except ValueError as exc:
-                b.problem((*path, "prompt"), f"bad template {fmt!r}: {exc}")
+        try:  # the system message is used verbatim; only the template is formatted
+            fields = _template_fields(role.prompt.template)
+        except ValueError as exc:
+            b.problem((*path, "prompt", "template"), f"bad template {role.prompt.template!r}: {exc}")
+            fields = []
+        for j, shot in enumerate(role.prompt.few_shot):
+            missing = [k for k in dict.fromkeys([*fields, "completion"]) if k not in shot]
+            if missing:
+                b.problem((*path, "prompt", "few_shot", j), f"few-shot example lacks {', '.join(missing)}")
         seen.append(role.name)
         b.check_args(
             registry.get("generator", recipe.generator.name), role.generation, (*path, "generation"), "generation"
@@ -263,6 +282,10 @@ def _check_roles(recipe: Recipe, b: _Builder) -> None:
     b.check_args(
         registry.get("generator", recipe.generator.name), recipe.eval.generation, ("eval", "generation"), "generation"
     )
+    eval_names = [t.name for t in recipe.eval.tasks]
+    for i, name in enumerate(eval_names):
+        if name in eval_names[:i]:  # results and files are keyed by task name
+            b.problem(("eval", "tasks", i), f"task '{name}' is listed twice; the loop keys eval results by task name")
     if recipe.loop.iterations < 0:
         b.problem(("loop", "iterations"), f"must be 0 or more, got {recipe.loop.iterations}")
 
@@ -270,8 +293,11 @@ def _check_roles(recipe: Recipe, b: _Builder) -> None:
 def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     """Read and check a recipe. Raises ConfigError listing every problem found."""
     located = load_yaml(Path(path))
-    apply_overrides(located, list(overrides))
     b = _Builder(located)
+    try:
+        apply_overrides(located, list(overrides))
+    except ConfigError as exc:  # keep checking the rest, to report every problem at once
+        b.problems.extend(exc.problems)
     recipe = b.dataclass(Recipe, located.data, ())
     if not isinstance(recipe, Recipe):
         raise ConfigError(b.problems or ["recipe could not be read"])

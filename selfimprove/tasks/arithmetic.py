@@ -50,10 +50,14 @@ class Arithmetic:
         unknown = [k for k in kinds if k not in TEMPLATES]
         if unknown:
             raise UserError(f"arithmetic: unknown kinds {unknown}; choose from {list(TEMPLATES)}")
+        if not kinds:
+            raise UserError(f"arithmetic: kinds is empty; choose from {list(TEMPLATES)}")
+        if size < 1:
+            raise UserError(f"arithmetic: size must be at least 1, got {size}")
         if not 0 < test_fraction < 1:
             raise UserError(f"arithmetic: test_fraction must be between 0 and 1, got {test_fraction}")
         if not 0 <= low < high - 1:
-            raise UserError(f"arithmetic: need 0 <= low < high, got low={low} high={high}")
+            raise UserError(f"arithmetic: need 0 <= low and high >= low + 2, got low={low} high={high}")
         self.kinds, self.low, self.high = kinds, low, high
         self.size, self.test_fraction, self.seed = size, test_fraction, seed
 

@@ -24,7 +24,7 @@ def parse_answer(raw: Any) -> tuple[str, str | None]:
 
 def read_problems(path: Path, question_field: str, answer_field: str | None, id_field: str | None) -> list[Problem]:
     problems = []
-    with path.open() as fh:
+    with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -65,7 +65,7 @@ class JsonlTask:
             raise UserError(f"data file not found: {probe}")
 
     def load(self, split: str) -> list[Problem]:
-        file = Path(self.path.format(split=split))
+        file = Path(self.path.replace("{split}", split))  # not format(): other braces stay as they are
         if not file.is_file():
             raise UserError(f"data file not found for split '{split}': {file}")
         return read_problems(file, self.question_field, self.answer_field, self.id_field)
