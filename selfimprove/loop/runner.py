@@ -37,13 +37,13 @@ class Runner:
         if self.run.exists("manifest.json"):
             manifest.check_resumable(self.run.read_json("manifest.json"), self.recipe, self.run.root)
             console.print(f"[bold]Resuming[/] {self.run.root}")
-        self.run.write_json("manifest.json", manifest.build(self.recipe, sys.argv))
         from selfimprove.models.loading import check_adapter_supported
 
         check_adapter_supported(self.recipe.adapter)
         # Read every data set before loading a model, so bad data fails in seconds, not after a model load.
         self.problems = {"train": self.load_problems(self.recipe.task)}
         self.problems.update({f"eval:{t.name}": self.load_problems(t) for t in self.recipe.eval.tasks})
+        self.run.write_json("manifest.json", manifest.build(self.recipe, sys.argv))
         self.base = resolve(self.recipe.model)
         self.generator = self.recipe.generator.build()
         self.verifier = self.recipe.verifier.build()
