@@ -13,11 +13,12 @@ def fields(problem: Problem) -> dict[str, Any]:
     return {**problem.meta, "id": problem.id, "question": problem.question, "answer": problem.answer}
 
 
-def render(prompt: Prompt, problem: Problem) -> Messages:
+def render(prompt: Prompt, problem: Problem, few_shot: bool = True) -> Messages:
+    """Chat messages for ``problem``; ``few_shot=False`` leaves out the exemplars (STaR's saved examples)."""
     messages: Messages = []
     if prompt.system:
         messages.append({"role": "system", "content": prompt.system})
-    for shot in prompt.few_shot:
+    for shot in prompt.few_shot if few_shot else []:
         messages.append({"role": "user", "content": prompt.template.format_map({**shot, "answer": shot.get("answer")})})
         messages.append({"role": "assistant", "content": shot["completion"]})
     try:

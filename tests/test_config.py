@@ -154,10 +154,16 @@ def test_recipe_must_be_a_mapping(tmp_path):
     assert "must be a mapping" in problem and problem.startswith(loc(path, 1))
 
 
-def test_merge_keys_are_refused_clearly(tmp_path):
-    path = write(tmp_path, "r.yaml", MINIMAL + "base: &b {name: arithmetic}\neval:\n  tasks:\n    - <<: *b\n")
-    (problem,) = problems(path)
-    assert problem.startswith(loc(path, 9)) and "merge keys" in problem
+def test_merge_keys_share_a_prompt_and_own_keys_win(tmp_path):
+    text = MINIMAL + (
+        "roles:\n  - name: a\n    prompt: &p {system: S, template: 'Q {question}'}\n"
+        "  - name: b\n    prompt:\n      <<: *p\n      template: 'H {question} {answer}'\n"
+    )
+    recipe = load_recipe(write(tmp_path, "r.yaml", text))
+    assert recipe.roles[1].prompt.system == "S" and recipe.roles[1].prompt.template == "H {question} {answer}"
+    dup = MINIMAL + "roles:\n  - name: a\n    prompt:\n      system: S\n      system: T\n"
+    (problem,) = problems(write(tmp_path, "d.yaml", dup))
+    assert "duplicate key 'system'" in problem
 
 
 def test_aliases_work(tmp_path):

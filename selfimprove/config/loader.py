@@ -46,15 +46,18 @@ def _construct(node: yaml.Node, loader: RecipeLoader, file: str, path: KeyPath, 
     where[path] = f"{file}:{node.start_mark.line + 1}"
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                line = key_node.start_mark.line + 1
-                raise ConfigError([f"{file}:{line}: merge keys (<<) are not supported; use an alias or include:"])
+        own = sum(k.tag != "tag:yaml.org,2002:merge" for k, _ in node.value)
+        loader.flatten_mapping(node)  # `<<: *alias` merge keys: merged pairs come first, own keys override them
+        merged = len(node.value) - own
+        own_keys: set[str] = set()
+        for i, (key_node, value_node) in enumerate(node.value):
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, str):
                 raise ConfigError([f"{file}:{key_node.start_mark.line + 1}: keys must be strings, got {key!r}"])
-            if key in out:
-                raise ConfigError([f"{file}:{key_node.start_mark.line + 1}: duplicate key '{key}'"])
+            if i >= merged:
+                if key in own_keys:
+                    raise ConfigError([f"{file}:{key_node.start_mark.line + 1}: duplicate key '{key}'"])
+                own_keys.add(key)
             out[key] = _construct(value_node, loader, file, (*path, key), where)
             where[(*path, key)] = f"{file}:{key_node.start_mark.line + 1}"
         return out

@@ -48,6 +48,7 @@ class Prompt:
     template: str = "{question}"
     system: str | None = None
     few_shot: list[dict[str, Any]] = field(default_factory=list)  # numbers are fine: answer: 72
+    train_few_shot: bool = False  # keep the exemplars in the prompt the update trains on (STaR: no)
 
 
 @dataclass
@@ -91,6 +92,7 @@ class Eval:
     tasks: list[Component] = field(default_factory=list, metadata={"kind": "task", "split": "test"})
     generation: dict[str, Any] = field(default_factory=lambda: {"temperature": 0.0})
     prompt_from: str | None = None
+    few_shot: bool = False  # evaluate with the role's exemplars; off: the prompt the updates train on
     verifier: Component | None = field(default=None, metadata={"kind": "verifier"})
 
 

@@ -66,8 +66,12 @@ class Runner:
             for r in earlier[role.when.role]:
                 passed[r.problem_id] = passed.get(r.problem_id, False) or bool(r.verdict and r.verdict.passed)
             problems = [p for p in problems if passed.get(p.id) is role.when.passed]
-        train_role = self.recipe.role(role.train_prompt_from) if role.train_prompt_from else None
-        return [(p, render(role.prompt, p), render(train_role.prompt, p) if train_role else None) for p in problems]
+        train = (self.recipe.role(role.train_prompt_from) if role.train_prompt_from else role).prompt
+        jobs = []
+        for p in problems:
+            prompt, train_prompt = render(role.prompt, p), render(train, p, few_shot=train.train_few_shot)
+            jobs.append((p, prompt, train_prompt if train_prompt != prompt else None))
+        return jobs
 
     def iteration(self, it: int, policy: Policy) -> Policy:
         d = f"iter-{it:03d}"
@@ -128,7 +132,7 @@ class Runner:
         results: dict[str, dict[str, float]] = {}
         for task in spec.tasks:
             problems = self.problems[f"eval:{task.name}"]
-            jobs = [(p, render(role.prompt, p), None) for p in problems]
+            jobs = [(p, render(role.prompt, p, few_shot=spec.few_shot), None) for p in problems]
             with stages.Timer() as t:
                 rollouts = stages.generate(
                     self.run, f"{d}/eval/{task.name}.rollouts.jsonl", generator, policy, jobs, "eval", 1,

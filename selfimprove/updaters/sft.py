@@ -108,8 +108,10 @@ class SFT:
         losses: list[float] = []
         resume = last_complete_checkpoint(ctx.work_dir)
         start = time.perf_counter()
-        with track(f"update {ctx.iteration}", trainer.state.max_steps or 0, ctx.show_progress) as tracker:
-            trainer.add_callback(_progress_callback(tracker, losses))
+        steps = total // per_step
+        tokens_per_step = sum(len(ids) for ids in trainer.train_dataset["input_ids"]) / steps
+        with track(f"update {ctx.iteration}", steps, ctx.show_progress) as tracker:
+            trainer.add_callback(_progress_callback(tracker, losses, tokens_per_step))
             trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         trainer.model.save_pretrained(ctx.output_dir)
         tokenizer.save_pretrained(ctx.output_dir)
@@ -153,7 +155,7 @@ def last_complete_checkpoint(work_dir: Path) -> Path | None:
     return max(complete)[1] if complete else None
 
 
-def _progress_callback(tracker: Any, losses: list[float]) -> Any:
+def _progress_callback(tracker: Any, losses: list[float], tokens_per_step: float) -> Any:
     """A TrainerCallback that drives the rich progress bar and collects losses."""
     from transformers import TrainerCallback
 
@@ -162,7 +164,7 @@ def _progress_callback(tracker: Any, losses: list[float]) -> Any:
             tracker.reset(total=state.max_steps, completed=state.global_step)
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            tracker.advance(1)
+            tracker.advance(1, round(tokens_per_step))
 
         def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
             if logs and "loss" in logs:
