@@ -28,3 +28,10 @@ def render(prompt: Prompt, problem: Problem, few_shot: bool = True) -> Messages:
             f"prompt template {prompt.template!r} uses {{{exc.args[0]}}}, which problem {problem.id} lacks"
         ) from None
     return messages
+
+
+def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+    """The model's chat template with a generation prompt, or plain text for base models."""
+    if tokenizer.chat_template:
+        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return "\n\n".join(m["content"] for m in messages) + "\n\n"

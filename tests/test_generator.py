@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from selfimprove.generators import Request
-from selfimprove.generators.hf import HFGenerator, render_chat, truncate_at_stop
+from selfimprove.generators.hf import HFGenerator, truncate_at_stop
 from selfimprove.models import Policy
 from selfimprove.progress import Tracker
+from selfimprove.prompts import render_chat
 
 
 def _requests(n: int) -> list[Request]:

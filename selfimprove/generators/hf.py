@@ -10,13 +10,7 @@ from selfimprove.errors import UserError
 from selfimprove.generators import Output, Request
 from selfimprove.models import Policy
 from selfimprove.progress import Tracker
-
-
-def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
-    """The model's chat template with a generation prompt, or plain text for base models."""
-    if tokenizer.chat_template:
-        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    return "\n\n".join(m["content"] for m in messages) + "\n\n"
+from selfimprove.prompts import render_chat
 
 
 def truncate_at_stop(text: str, stop: list[str]) -> str:

@@ -1,4 +1,4 @@
-"""Supervised fine-tuning on selected examples with TRL's SFTTrainer (loss on completion tokens only)."""
+"""Supervised fine-tuning on selected examples (loss on completion tokens only)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 
 from selfimprove.errors import UserError
 from selfimprove.progress import track
+from selfimprove.prompts import render_chat
 from selfimprove.records import Example
 from selfimprove.updaters import UpdateContext
 
@@ -55,9 +56,7 @@ class SFT:
 
     def update(self, ctx: UpdateContext) -> dict[str, float]:
         import torch
-        from datasets import Dataset
-        from transformers import PrinterCallback, set_seed
-        from trl import SFTConfig, SFTTrainer
+        from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
 
         from selfimprove.models.loading import load_for_training, load_tokenizer
 
@@ -68,24 +67,19 @@ class SFT:
             total = round(self.max_steps * growth) * per_step
         else:
             total = math.ceil(len(ctx.examples) * self.epochs * growth / per_step) * per_step
-        rows = [
-            {"prompt": e.prompt, "completion": [{"role": "assistant", "content": e.completion}]}
-            for e in epoch_order(ctx.examples, total, ctx.seed)
-        ]
+        tokenizer = load_tokenizer(ctx.base)
+        rows = [tokenize(tokenizer, e, self.max_length) for e in epoch_order(ctx.examples, total, ctx.seed)]
         cuda = torch.cuda.is_available()
-        config = SFTConfig(
+        config = TrainingArguments(
             output_dir=str(ctx.work_dir),
             learning_rate=self.learning_rate,
             num_train_epochs=1,
             train_sampling_strategy="sequential",  # the order is ours: see epoch_order
             per_device_train_batch_size=self.batch_size,
             gradient_accumulation_steps=self.gradient_accumulation_steps,
-            max_length=self.max_length,
             lr_scheduler_type=self.lr_scheduler,
             warmup_steps=self.warmup,
             weight_decay=self.weight_decay,
-            completion_only_loss=True,
-            gradient_checkpointing=False,
             bf16=cuda,
             use_cpu=not cuda,
             seed=ctx.seed,
@@ -97,19 +91,20 @@ class SFT:
             report_to="none",
             disable_tqdm=True,
             dataloader_num_workers=0,
+            remove_unused_columns=False,
         )
-        tokenizer = load_tokenizer(ctx.base)
         set_seed(ctx.seed)  # before the adapter is created: LoRA's A matrices are drawn at random
         model = load_for_training(ctx.base, ctx.adapter, ctx.init)
-        trainer = SFTTrainer(
-            model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer
-        )
+        # transformers' Trainer rather than TRL's SFTTrainer: TRL 1.16 always swaps in a chunked LM head that
+        # also computes per-token entropy and top-1 metrics, about 40% slower per step on CPU (measured on
+        # SmolLM2-135M, batch 8 x 70 tokens: 4.9 s vs 3.5 s). Completion-only masking is a few lines (tokenize).
+        trainer = Trainer(model=model, args=config, train_dataset=rows, data_collator=Collator(tokenizer.pad_token_id))
         trainer.remove_callback(PrinterCallback)  # our progress bar replaces the printed log dicts
         losses: list[float] = []
         resume = last_complete_checkpoint(ctx.work_dir)
         start = time.perf_counter()
         steps = total // per_step
-        tokens_per_step = sum(len(ids) for ids in trainer.train_dataset["input_ids"]) / steps
+        tokens_per_step = sum(len(r["input_ids"]) for r in rows) / steps
         with track(f"update {ctx.iteration}", steps, ctx.show_progress) as tracker:
             trainer.add_callback(_progress_callback(tracker, losses, tokens_per_step))
             trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -122,6 +117,33 @@ class SFT:
             "seconds": time.perf_counter() - start,
             "resumed_from_step": int(resume.name.split("-")[1]) if resume else 0,
         }
+
+
+def tokenize(tokenizer: Any, example: Example, max_length: int) -> dict[str, list[int]]:
+    """Prompt through the chat template, completion + end-of-turn; loss only on the completion's tokens."""
+    prompt = tokenizer(render_chat(tokenizer, example.prompt), add_special_tokens=False)["input_ids"]
+    completion = tokenizer(example.completion + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+    ids = (prompt + completion)[:max_length]
+    labels = ([-100] * len(prompt) + completion)[:max_length]
+    return {"input_ids": ids, "labels": labels}
+
+
+class Collator:
+    """Right-pad a batch; padding gets no loss and no attention."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(r["input_ids"]) for r in rows)
+
+        def pad(key: str, value: int) -> Any:
+            return torch.tensor([r[key] + [value] * (width - len(r[key])) for r in rows])
+
+        mask = torch.tensor([[1] * len(r["input_ids"]) + [0] * (width - len(r["input_ids"])) for r in rows])
+        return {"input_ids": pad("input_ids", self.pad_token_id), "labels": pad("labels", -100), "attention_mask": mask}
 
 
 def epoch_order(examples: list[Example], total: int, seed: int) -> list[Example]:
