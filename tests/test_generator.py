@@ -67,3 +67,24 @@ def test_chat_template_and_stop_strings(tiny_model: str) -> None:
     assert text.endswith("<|im_start|>assistant\n") and "hi" in text
     assert truncate_at_stop("a b\n\nQ: next", ["\n\nQ:", "###"]) == "a b"
     assert truncate_at_stop("no stop here", ["###"]) == "no stop here"
+
+
+def test_common_prefix_leaves_a_token_to_generate_from() -> None:
+    from selfimprove.generators.hf import common_prefix
+
+    assert common_prefix([[1, 2, 3, 4], [1, 2, 5]]) == 2
+    assert common_prefix([[1, 2, 3], [1, 2, 3]]) == 2
+    assert common_prefix([[7, 1], [8, 1]]) == 0
+
+
+def test_shared_prefix_gives_the_same_outputs(tiny_model: str) -> None:
+    from selfimprove.generators import hf
+
+    system = {"role": "system", "content": "A long shared instruction that every prompt in the batch starts with."}
+    requests = [Request(f"r{i}", [system, {"role": "user", "content": "q" * (i + 1)}]) for i in range(5)]
+    for temperature in (0.0, 1.0):
+        shared = HFGenerator(temperature=temperature, max_new_tokens=6, batch_size=8)
+        plain = HFGenerator(temperature=temperature, max_new_tokens=6, batch_size=8, share_prefix=False)
+        rows = [list(range(40)) + [i] for i in range(3)]
+        assert hf.common_prefix(rows) >= hf.MIN_SHARED_PREFIX
+        assert _run(shared, tiny_model, requests, seed=4) == _run(plain, tiny_model, requests, seed=4)
