@@ -103,7 +103,7 @@ class Runner:
             info = self.run.read_json(f"{d}/update.json")
             return Policy(self.base, str(final) if info.get("checkpoint") else init)
         if not examples:
-            console.print(f"[yellow]iteration {it}: no examples selected; the policy is unchanged[/]")
+            console.print(f"[yellow]iteration {it}: no examples selected; skipping the update[/]")
             self.run.write_json(f"{d}/update.json", {"checkpoint": False, "examples": 0})
             return Policy(self.base, init)
         tmp = self.run.path(d, "checkpoint.tmp")
