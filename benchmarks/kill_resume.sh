@@ -9,7 +9,7 @@ ref=$work/reference kill=$work/killed
 args=(recipes/quickstart.yaml task.limit=128 loop.iterations=1 updater.save_steps=2 --quiet)
 run() { .venv/bin/selfimprove run "${args[@]}" --run-dir "$1"; }
 rm -rf "$work"
-run "$ref" >/dev/null
+run "$ref" >/dev/null 2>&1
 run "$kill" >/dev/null 2>&1 & pid=$!
 until [ -f "$kill/iter-001/rollouts-rationale.jsonl.partial" ]; do sleep 0.05; done
 kill -9 $pid; wait $pid 2>/dev/null
@@ -18,7 +18,7 @@ run "$kill" >/dev/null 2>&1 & pid=$!
 until ls -d "$kill"/iter-001/trainer/checkpoint-* >/dev/null 2>&1; do sleep 0.05; done
 sleep 3; kill -9 $pid; wait $pid 2>/dev/null
 echo "killed during training: $(ls "$kill/iter-001/trainer" | grep checkpoint | tr '\n' ' ')"
-run "$kill" >/dev/null
+run "$kill" >/dev/null 2>&1
 status=0
 cmp -s "$ref/summary.json" "$kill/summary.json" && echo "summary.json identical" || { echo "summary.json DIFFERS"; status=1; }
 for f in $(cd "$ref" && find . -name '*.jsonl' ! -name metrics.jsonl | sort); do
