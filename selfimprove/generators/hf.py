@@ -18,6 +18,8 @@ def truncate_at_stop(text: str, stop: list[str]) -> str:
     return text if cut < 0 else text[:cut]
 
 
+_loaded: tuple[Policy, Any, Any] | None = None
+
 # Below this many shared tokens a separate prefix pass costs more than it saves.
 MIN_SHARED_PREFIX = 16
 
@@ -58,17 +60,19 @@ class HFGenerator:
         self.max_new_tokens, self.stop = max_new_tokens, stop or []
         self.batch_size, self.max_batch_tokens, self.max_prompt_tokens = batch_size, max_batch_tokens, max_prompt_tokens
         self.share_prefix = share_prefix
-        self._cache: tuple[Policy, Any, Any] | None = None
 
     def _load(self, policy: Policy) -> tuple[Any, Any]:
-        if self._cache is None or self._cache[0] != policy:
+        # One loaded policy shared by every HFGenerator: the roles' generator and the eval generator differ
+        # only in sampling settings, so an iteration loads (and merges) the policy once and holds one copy.
+        global _loaded
+        if _loaded is None or _loaded[0] != policy:
             from selfimprove.models.loading import load_for_inference, load_tokenizer
 
-            self._cache = None  # free the old model before loading the new one
+            _loaded = None  # free the old model before loading the new one
             tokenizer = load_tokenizer(policy.base)
             tokenizer.padding_side = "left"
-            self._cache = (policy, load_for_inference(policy), tokenizer)
-        return self._cache[1], self._cache[2]
+            _loaded = (policy, load_for_inference(policy), tokenizer)
+        return _loaded[1], _loaded[2]
 
     def batches(self, lengths: list[int]) -> list[list[int]]:
         """Indices grouped by similar prompt length, under both the row and the token budget."""
