@@ -57,10 +57,18 @@ class Rollout:
 
 @dataclass
 class Example:
-    """A selected training example: the prompt the update sees and the target completion."""
+    """A selected training example: the prompt the update sees and the target completion.
+
+    One record type serves every updater: SFT reads ``completion`` (and ``weight``); preference
+    updaters (DPO, SPIN) also read ``rejected``; policy-gradient updaters read ``reward`` and
+    ``group``, the key their baseline is computed over (GRPO: the problem; AZR: task type x role).
+    """
 
     id: str
     prompt: Messages
     completion: str
     weight: float = 1.0
     role: str = ""
+    rejected: str | None = None
+    reward: float | None = None
+    group: str | None = None

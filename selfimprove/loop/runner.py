@@ -110,7 +110,7 @@ class Runner:
         ctx = UpdateContext(
             base=self.base, adapter=self.recipe.adapter, init=init, examples=examples,
             output_dir=tmp, work_dir=self.run.path(d, "trainer"), seed=stages.stage_seed(self.seed, it, "update"),
-            iteration=it, show_progress=self.show_progress,
+            iteration=it, previous=policy.checkpoint, show_progress=self.show_progress,
         )  # fmt: skip
         with stages.Timer() as t:
             metrics = self.recipe.updater.build().update(ctx)

@@ -20,6 +20,7 @@ class UpdateContext:
     work_dir: Path  # scratch space for resumable trainer state; may hold state from a killed attempt
     seed: int
     iteration: int
+    previous: str | None = None  # the checkpoint that generated this iteration's data (None = the base model)
     show_progress: bool = True
 
 
