@@ -45,6 +45,7 @@ class Rollout:
     train_prompt: Messages | None = None  # what the update sees, when it differs from ``prompt`` (STaR's hint)
     num_tokens: int = 0
     verdict: Verdict | None = None
+    meta: dict[str, Any] = field(default_factory=dict)  # the problem's meta: unit tests, program input, ...
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

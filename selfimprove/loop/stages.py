@@ -47,8 +47,9 @@ def generate(
             for out in batch:
                 problem, prompt, train_prompt = by_id[out.id]
                 rollout = Rollout(
-                    out.id, role, problem.id, prompt, out.text, problem.answer, train_prompt, out.num_tokens
-                )
+                    out.id, role, problem.id, prompt, out.text, problem.answer, train_prompt, out.num_tokens,
+                    meta=problem.meta,
+                )  # fmt: skip
                 fresh.append(rollout.to_json())
             run.append_partial(name, fresh)
             done.update((r["id"], r) for r in fresh)
