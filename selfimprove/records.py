@@ -46,6 +46,7 @@ class Rollout:
     num_tokens: int = 0
     verdict: Verdict | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # the problem's meta: unit tests, program input, ...
+    entropy: float | None = None  # mean per-token policy entropy of the completion, in nats
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -94,6 +94,18 @@ class Eval:
     prompt_from: str | None = None
     few_shot: bool = False  # evaluate with the role's exemplars; off: the prompt the updates train on
     verifier: Component | None = field(default=None, metadata={"kind": "verifier"})
+    n: int = 1  # n > 1: besides the greedy pass, n samples per problem at `temperature` for pass@k and maj@k
+    k: list[int] = field(default_factory=list)  # the k of pass@k / maj@k to report (default: 1 and n)
+    temperature: float = 1.0  # the samples' temperature; the other generation settings are shared
+
+
+@dataclass
+class Logging:
+    """Optional metric backends, off by default; each needs its package installed."""
+
+    tensorboard: bool = False
+    wandb: bool = False
+    wandb_project: str = "selfimprove"
 
 
 @dataclass
@@ -108,6 +120,7 @@ class Recipe:
     adapter: Adapter = field(default_factory=Adapter)
     eval: Eval = field(default_factory=Eval)
     loop: Loop = field(default_factory=Loop)
+    logging: Logging = field(default_factory=Logging)
     name: str = ""
     description: str = ""
     source: str = field(default="", metadata={"internal": True})
@@ -284,12 +297,23 @@ def _check_roles(recipe: Recipe, b: _Builder) -> None:
     b.check_args(
         registry.get("generator", recipe.generator.name), recipe.eval.generation, ("eval", "generation"), "generation"
     )
+    _check_eval_sampling(recipe.eval, b)
     eval_names = [t.name for t in recipe.eval.tasks]
     for i, name in enumerate(eval_names):
         if name in eval_names[:i]:  # results and files are keyed by task name
             b.problem(("eval", "tasks", i), f"task '{name}' is listed twice; the loop keys eval results by task name")
     if recipe.loop.iterations < 0:
         b.problem(("loop", "iterations"), f"must be 0 or more, got {recipe.loop.iterations}")
+
+
+def _check_eval_sampling(spec: Eval, b: _Builder) -> None:
+    if spec.n < 1:
+        b.problem(("eval", "n"), f"must be at least 1, got {spec.n}")
+    bad = [k for k in spec.k if not 1 <= k <= spec.n]
+    if bad:
+        b.problem(("eval", "k"), f"every k must be between 1 and eval.n ({spec.n}), got {bad}")
+    if spec.n > 1 and spec.temperature <= 0:
+        b.problem(("eval", "temperature"), f"the n={spec.n} samples need a temperature > 0, got {spec.temperature}")
 
 
 def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:

@@ -22,6 +22,7 @@ class Output:
     id: str
     text: str
     num_tokens: int
+    entropy: float | None = None  # mean per-token entropy (nats) of the policy over the generated tokens
 
 
 class Generator(Protocol):

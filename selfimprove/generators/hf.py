@@ -37,6 +37,34 @@ def batch_seed(seed: int, first_id: str) -> int:
     return int(hashlib.sha256(f"{seed}:{first_id}".encode()).hexdigest()[:8], 16)
 
 
+class EntropyRecorder:
+    """A logits processor that records, at every generation step, the entropy of each row's next-token distribution.
+
+    transformers runs custom processors before its temperature and top-k/top-p warpers, so this is the entropy of the
+    policy itself (temperature 1): comparable between greedy evaluation and sampled training, and the quantity the
+    entropy-collapse analyses of RL and self-play track. It reuses the logits generate computed anyway (no extra
+    forward pass) and keeps one float per row and step, not the (rows x vocabulary) scores.
+    """
+
+    def __init__(self) -> None:
+        self.steps: list[Any] = []
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        self.steps.append(torch.special.entr(torch.softmax(scores.float(), dim=-1)).sum(-1))
+        return scores
+
+    def means(self, lengths: list[int]) -> list[float | None]:
+        """Mean entropy over each row's first ``lengths[i]`` generated tokens."""
+        import torch
+
+        if not self.steps:
+            return [None] * len(lengths)
+        table = torch.stack(self.steps, dim=1)  # rows x steps
+        return [float(table[i, :n].mean()) if n else None for i, n in enumerate(lengths)]
+
+
 class HFGenerator:
     """Batched sampling with transformers (left padding, chat template, stop strings, seeded batches)."""
 
@@ -51,6 +79,7 @@ class HFGenerator:
         max_batch_tokens: int = 65536,
         max_prompt_tokens: int | None = None,
         share_prefix: bool = True,
+        entropy: bool = True,
     ):
         if temperature < 0:
             raise UserError(f"hf: temperature must be >= 0, got {temperature}")
@@ -60,6 +89,7 @@ class HFGenerator:
         self.max_new_tokens, self.stop = max_new_tokens, stop or []
         self.batch_size, self.max_batch_tokens, self.max_prompt_tokens = batch_size, max_batch_tokens, max_prompt_tokens
         self.share_prefix = share_prefix
+        self.entropy = entropy
 
     def _load(self, policy: Policy) -> tuple[Any, Any]:
         # One loaded policy shared by every HFGenerator: the roles' generator and the eval generator differ
@@ -115,6 +145,15 @@ class HFGenerator:
             inputs["cache"] = cache
         return inputs
 
+    @staticmethod
+    def _trim(tokens: list[int], eos: int, pad: int) -> list[int]:
+        """The tokens up to and including EOS; a row stopped by a stop string ends before generate's padding."""
+        if eos in tokens:
+            return tokens[: tokens.index(eos) + 1]
+        while tokens and tokens[-1] == pad:
+            tokens = tokens[:-1]
+        return tokens
+
     def generate(
         self, policy: Policy, requests: list[Request], *, seed: int, done: set[str], tracker: Tracker
     ) -> Iterator[list[Output]]:
@@ -137,6 +176,7 @@ class HFGenerator:
                 continue
             rows = [encoded[i] for i in batch]
             torch.manual_seed(batch_seed(seed, ids[0]))
+            recorder = EntropyRecorder()
             with torch.inference_mode():
                 inputs = self._inputs(model, rows, tokenizer.pad_token_id)
                 out = model.generate(
@@ -145,14 +185,15 @@ class HFGenerator:
                     pad_token_id=tokenizer.pad_token_id,
                     stop_strings=self.stop or None,
                     tokenizer=tokenizer if self.stop else None,
+                    logits_processor=[recorder] if self.entropy else None,
                     **sampling,
                 )
             new = out[:, inputs["input_ids"].shape[1] :].tolist()
+            new = [self._trim(t, tokenizer.eos_token_id, tokenizer.pad_token_id) for t in new]
+            entropies = recorder.means([len(t) for t in new])
             outputs = []
-            for rid, tokens in zip(ids, new, strict=True):
-                if tokenizer.eos_token_id in tokens:
-                    tokens = tokens[: tokens.index(tokenizer.eos_token_id) + 1]
+            for rid, tokens, entropy in zip(ids, new, entropies, strict=True):
                 text = tokenizer.decode(tokens, skip_special_tokens=True)
-                outputs.append(Output(rid, truncate_at_stop(text, self.stop), len(tokens)))
+                outputs.append(Output(rid, truncate_at_stop(text, self.stop), len(tokens), entropy))
             tracker.advance(len(batch), sum(o.num_tokens for o in outputs))
             yield outputs

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from selfimprove.config.schema import Component, Recipe, Role
 from selfimprove.errors import UserError
+from selfimprove.eval.evaluate import Sampling, evaluate_task, mean
 from selfimprove.loop import manifest, stages
 from selfimprove.loop.rundir import RunDir
 from selfimprove.models import Policy
@@ -90,6 +91,7 @@ class Runner:
                 "rollouts": len(rollouts),
                 "passed": sum(bool(r.verdict and r.verdict.passed) for r in rollouts),
                 "mean_tokens": sum(r.num_tokens for r in rollouts) / max(len(rollouts), 1),
+                "entropy": mean([r.entropy for r in rollouts]),
             })  # fmt: skip
         all_rollouts = [r for role in self.recipe.roles for r in earlier[role.name]]
         examples = stages.select(self.run, f"{d}/selected.jsonl", self.recipe.selector.build(), all_rollouts)
@@ -122,30 +124,23 @@ class Runner:
 
     # -- evaluation ------------------------------------------------------------------------------------
     def evaluate(self, it: int, policy: Policy) -> dict[str, dict[str, float]]:
+        """Held-out metrics of ``policy``: greedy accuracy and, with ``eval.n > 1``, pass@k and maj@k."""
         d = f"iter-{it:03d}"
         if self.run.exists(d, "eval.json"):
             return self.run.read_json(f"{d}/eval.json")
         spec = self.recipe.eval
         role = self.recipe.role(spec.prompt_from) if spec.prompt_from else self.recipe.roles[0]
-        generator = self.recipe.generator.build(**spec.generation)
+        sampling = Sampling(spec.generation, spec.n, spec.k, spec.temperature)
         verifier = spec.verifier.build() if spec.verifier else self.verifier
         results: dict[str, dict[str, float]] = {}
         for task in spec.tasks:
             problems = self.problems[f"eval:{task.name}"]
-            jobs = [(p, render(role.prompt, p, few_shot=spec.few_shot), None) for p in problems]
+            prompts = [render(role.prompt, p, few_shot=spec.few_shot) for p in problems]
             with stages.Timer() as t:
-                rollouts = stages.generate(
-                    self.run, f"{d}/eval/{task.name}.rollouts.jsonl", generator, policy, jobs, "eval", 1,
-                    stages.stage_seed(self.seed, it, "eval", task.name), self.show_progress,
+                results[task.name], _, _ = evaluate_task(
+                    self.run, f"{d}/eval", task.name, problems, prompts, self.recipe.generator, sampling, verifier,
+                    policy, stages.stage_seed(self.seed, it, "eval", task.name), self.show_progress,
                 )  # fmt: skip
-                rollouts = stages.verify(self.run, f"{d}/eval/{task.name}.jsonl", verifier, rollouts)
-            correct = sum(bool(r.verdict and r.verdict.passed) for r in rollouts)
-            results[task.name] = {
-                "accuracy": correct / max(len(rollouts), 1),
-                "correct": correct,
-                "problems": len(rollouts),
-                "mean_response_tokens": sum(r.num_tokens for r in rollouts) / max(len(rollouts), 1),
-            }
             self._metric(it, f"eval:{task.name}", t.seconds, results[task.name])
         self.run.write_json(f"{d}/eval.json", results)
         return results
@@ -173,19 +168,30 @@ class Runner:
         return self.write_summary(evals)
 
 
+def metric_columns(metrics: dict[str, Any]) -> list[str]:
+    """The headline metrics of one task's results, in reading order: accuracy, pass@k by k, maj@k by k."""
+    keys = [key for key in metrics if key.startswith(("pass@", "maj@"))]
+    return ["accuracy", *sorted(keys, key=lambda key: (key.startswith("maj"), int(key.split("@")[1])))]
+
+
 def print_eval_table(evals: list[dict[str, Any]]) -> None:
     if not evals or not evals[0]:
         return
     table = Table(title="Held-out evaluation")
     table.add_column("iteration", justify="right")
     tasks = list(evals[0])
+    columns = {name: metric_columns(evals[-1].get(name, evals[0][name])) for name in tasks}
     for name in tasks:
-        table.add_column(f"{name} accuracy", justify="right")
+        for key in columns[name]:
+            table.add_column(f"{name} {key}", justify="right")
         table.add_column("tokens", justify="right")
+        table.add_column("entropy", justify="right")
     for i, e in enumerate(evals):
         cells = []
         for name in tasks:
             m = e.get(name, {})
-            cells += [f"{m.get('accuracy', float('nan')):.1%}", f"{m.get('mean_response_tokens', 0):.0f}"]
+            cells += [f"{m[key]:.1%}" if key in m else "" for key in columns[name]]
+            cells.append(f"{m.get('mean_response_tokens', 0):.0f}")
+            cells.append(f"{m['entropy']:.3f}" if m.get("entropy") is not None else "")
         table.add_row(str(i), *cells)
     console.print(table)

@@ -48,7 +48,7 @@ def generate(
                 problem, prompt, train_prompt = by_id[out.id]
                 rollout = Rollout(
                     out.id, role, problem.id, prompt, out.text, problem.answer, train_prompt, out.num_tokens,
-                    meta=problem.meta,
+                    meta=problem.meta, entropy=out.entropy,
                 )  # fmt: skip
                 fresh.append(rollout.to_json())
             run.append_partial(name, fresh)
