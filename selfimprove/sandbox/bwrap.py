@@ -1,0 +1,102 @@
+"""Bubblewrap: the command line that isolates one run, and a cached probe of whether it works on this machine.
+
+The sandbox sees a read-only system (/usr, /etc, the library dirs and the Python it runs on), a private
+size-capped tmpfs at /tmp as its working directory and HOME, an empty /dev and its own /proc; nothing of
+/home, /root, /work, /var or the host's /tmp. It has its own PID, network (loopback only, down), IPC and UTS
+namespaces. When the sandbox's PID 1 dies, the kernel kills everything left in the namespace, so nothing the
+program starts outlives the run; ``--die-with-parent`` makes that happen when we kill bubblewrap.
+
+Two ways to run it (docs/sandbox.md says why):
+
+- as root: no user namespace. A user namespace would map the sandbox's user to root, and the kernel exempts
+  root from RLIMIT_NPROC, so a fork storm would be bounded only by the timeout. Instead the bootstrap drops to
+  a uid of its own (no capabilities, no_new_privs) after the limits are set, and the process limit holds.
+- as any other user: bubblewrap's unprivileged mode, in a user namespace mapped to that user.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+NAMESPACES = ("--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try")
+
+
+@dataclass(frozen=True)
+class Bwrap:
+    path: str
+    as_root: bool  # bubblewrap runs as real root: no user namespace, the bootstrap drops to its own uid
+
+
+def interpreter_dirs() -> list[str]:
+    """Folders the sandboxed Python needs that the system dirs may not cover (pyenv, a source build)."""
+    dirs = []
+    for prefix in {os.path.realpath(sys.base_prefix), os.path.realpath(sys.base_exec_prefix)}:
+        if not any(prefix == d or prefix.startswith(d + "/") for d in SYSTEM_DIRS):
+            dirs.append(prefix)
+    return sorted(dirs)
+
+
+def _system_binds() -> list[str]:
+    args = []
+    for d in SYSTEM_DIRS:
+        if os.path.islink(d):  # merged /usr: /bin -> usr/bin
+            args += ["--symlink", os.readlink(d), d]
+        elif os.path.isdir(d):
+            args += ["--ro-bind", d, d]
+    for d in interpreter_dirs():
+        args += ["--ro-bind", d, d]
+    return args
+
+
+@functools.cache
+def _static_args(as_root: bool) -> tuple[str, ...]:
+    userns = () if as_root else ("--unshare-user",)
+    return (
+        *NAMESPACES,
+        *userns,
+        "--die-with-parent",
+        "--new-session",  # no controlling terminal: a program cannot push keystrokes into ours (TIOCSTI)
+        "--hostname",
+        "sandbox",
+        *_system_binds(),
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+    )
+
+
+def command(bw: Bwrap, argv: list[str], env: dict[str, str], tmp_bytes: int) -> list[str]:
+    """The bubblewrap command line that runs ``argv`` with exactly ``env``."""
+    envargs = [x for key, value in env.items() for x in ("--setenv", key, value)]
+    workspace = ["--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp", "--chdir", "/tmp"]
+    return [bw.path, *_static_args(bw.as_root), *workspace, "--clearenv", *envargs, "--", *argv]
+
+
+def _works(bw: Bwrap, python: str) -> bool:
+    try:
+        cmd = command(bw, [python, "-I", "-S", "-c", "print('ok')"], {"PATH": "/usr/bin:/bin"}, 1024 * 1024)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0 and out.stdout.strip() == "ok"
+
+
+@functools.cache
+def probe(python: str) -> Bwrap | None:
+    """A bubblewrap set-up that runs ``python`` here, or None. Run once per process: a missing binary is not the
+    only failure (user namespaces may be disabled, a container may forbid mounts)."""
+    path = shutil.which("bwrap")
+    if path is None:
+        return None
+    if os.geteuid() == 0 and _works(Bwrap(path, as_root=True), python):
+        return Bwrap(path, as_root=True)
+    if _works(Bwrap(path, as_root=False), python):
+        return Bwrap(path, as_root=False)
+    return None
