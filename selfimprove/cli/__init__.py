@@ -9,6 +9,7 @@ import click
 
 from selfimprove import __version__
 from selfimprove.cli.commands import ls, plugins, run, validate
+from selfimprove.cli.eval import eval_command
 from selfimprove.errors import UserError
 
 
@@ -26,6 +27,7 @@ def cli() -> None:
 
 for command in (run, validate, ls, plugins):
     cli.add_command(command)
+cli.add_command(eval_command)
 
 
 def main() -> None:
