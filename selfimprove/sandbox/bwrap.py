@@ -50,8 +50,17 @@ def _system_binds() -> list[str]:
         elif os.path.isdir(d):
             args += ["--ro-bind", d, d]
     for d in interpreter_dirs():
+        # its parents are created in the sandbox's root; open them to the dropped uid (/root is 0700)
+        parents = [p for p in _parents(d) if p not in SYSTEM_DIRS]
+        args += [x for p in parents for x in ("--perms", "0755", "--dir", p)]
         args += ["--ro-bind", d, d]
     return args
+
+
+def _parents(path: str) -> list[str]:
+    """``/a/b/c`` -> ``["/a", "/a/b"]``."""
+    parts = path.strip("/").split("/")[:-1]
+    return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
 @functools.cache

@@ -247,7 +247,7 @@ def _run(source: str, stdin: bytes, args: list[str], limits: Limits, found: Mode
     stdin_fd = _memfd("stdin", stdin) if stdin else None
     argv = [interpreter(), "-I", "-S", "-B", "-c", BOOTSTRAP, str(job_fd), f"selfimprove-sandbox-{token}"]
     workdir = None
-    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
     if found.isolated:
         env["HOME"] = "/tmp"
         cmd, cwd = bwrap.command(found.bwrap, argv, env, limits.tmp_mb * MB), None

@@ -1,0 +1,166 @@
+"""Unit tests: a completion's code, then its problem's tests (``rollout.meta["tests"]``), in the sandbox.
+
+A pass is counted only when the test code ran to its end. The harness writes a random per-run nonce to the
+sandbox's report channel after the last test statement, and nowhere else; an early ``os._exit(0)`` or
+``sys.exit(0)``, a killed process, or a printed "passed" never produces it. The nonce is a local of the
+harness's frame, so a program would have to inspect the interpreter's own frames to find it (docs/sandbox.md).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import signal
+
+from selfimprove.errors import UserError
+from selfimprove.records import Rollout, Verdict
+from selfimprove.sandbox import Job, Limits, Result, run_many
+from selfimprove.sandbox.run import ISOLATIONS
+
+STATUSES = ("passed", "failed", "timeout", "memory", "syntax", "error")
+_FENCE = re.compile(r"```[ \t]*(python3?|py)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+
+# The completion runs in a fresh namespace named "solution" (so its `if __name__ == "__main__":` block does not
+# run), then the tests in the same namespace. Everything the harness uses after the tests is bound before the
+# untrusted code runs, so replacing builtins.exec or os.write cannot forge a pass.
+HARNESS = """\
+import json, os, sys, traceback
+
+def _harness(program, tests, nonce, _exec=exec, _write=os.write, _exit=os._exit, _dumps=json.dumps):
+    def label(status, stage, error):
+        _write(3, (_dumps({"status": status, "stage": stage, "error": error[-2000:]}) + "\\n").encode())
+    try:
+        codes = [("program", compile(program, "solution.py", "exec")), ("tests", compile(tests, "tests.py", "exec"))]
+    except SyntaxError as exc:
+        stage = "program" if exc.filename == "solution.py" else "tests"
+        return label("syntax", stage, f"SyntaxError: {exc.msg} (line {exc.lineno})")
+    namespace = {"__name__": "solution"}
+    for stage, code in codes:
+        try:
+            _exec(code, namespace)
+        except MemoryError:
+            return label("memory", stage, "MemoryError")
+        except SystemExit as exc:
+            return label("error", stage, f"exited early (SystemExit {exc.code!r})")
+        except BaseException:
+            return label("failed" if stage == "tests" else "error", stage, traceback.format_exc())
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        _write(3, (nonce + "\\n").encode())
+        _exit(0)
+
+_harness(ARGS)
+"""
+
+
+def extract_code(completion: str) -> str:
+    """The last ```python (or untagged) fenced block, else the whole completion."""
+    blocks = _FENCE.findall(completion)
+    if not blocks:
+        return completion
+    tagged = [code for tag, code in blocks if tag]
+    return (tagged or [code for _, code in blocks])[-1]
+
+
+def harness(template: str, *values: str) -> str:
+    """A harness program: ``template`` with its ``_harness(ARGS)`` call given ``values`` as literals."""
+    return template.replace("_harness(ARGS)", f"_harness({', '.join(map(repr, values))})")
+
+
+def read_report(result: Result, nonce: str) -> tuple[bool, dict]:
+    """Whether the harness finished (its nonce line arrived and the process exited 0), and its last label."""
+    lines = result.report.decode("utf-8", "replace").splitlines()
+    finished = any(line.split(" ", 1)[0] == nonce for line in lines) and result.returncode == 0
+    label: dict = {}
+    for line in reversed(lines):
+        try:
+            parsed = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(parsed, dict) and parsed.get("status") in STATUSES:
+            label = parsed
+            break
+    return finished, label
+
+
+def why_unfinished(result: Result) -> str:
+    """How a run ended without its harness finishing, in words."""
+    if result.returncode is None:
+        return "timed out"
+    if result.returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-result.returncode).name}"
+        except ValueError:
+            return f"killed by signal {-result.returncode}"
+    return f"exited with code {result.returncode} before the tests finished"
+
+
+def check_isolation(isolation: str) -> str:
+    if isolation not in ISOLATIONS:
+        raise UserError(f"isolation must be one of {', '.join(ISOLATIONS)}, got {isolation!r}")
+    return isolation
+
+
+class CodeVerifier:
+    """Passes when the completion's code passes its problem's tests.
+
+    ``rollout.meta["tests"]``: Python source (or a list of statements) with asserts, run after the code in the
+    same namespace; it must call what it tests itself (HumanEval: ``check(candidate)`` included).
+    ``info["status"]`` is one of passed, failed, timeout, memory, syntax, error.
+    """
+
+    def __init__(
+        self,
+        timeout: float = 5.0,
+        memory_mb: int = 1024,
+        workers: int = 0,
+        isolation: str = "auto",
+        processes: int = 32,
+        max_output: int = 1000,
+    ):
+        self.limits = Limits(timeout=timeout, memory_mb=memory_mb, processes=processes)
+        self.workers, self.isolation, self.max_output = workers, check_isolation(isolation), max_output
+
+    def verify(self, rollouts: list[Rollout]) -> list[Verdict]:
+        verdicts: list[Verdict | None] = [None] * len(rollouts)
+        jobs, nonces, where = [], [], []
+        for i, rollout in enumerate(rollouts):
+            tests = rollout.meta.get("tests")
+            if isinstance(tests, list):
+                tests = "\n".join(map(str, tests))
+            if not isinstance(tests, str) or not tests.strip():
+                error = "rollout.meta has no 'tests' (Python source with asserts)"
+                verdicts[i] = Verdict(0.0, False, {"status": "error", "error": error})
+                continue
+            nonce = secrets.token_hex(16)
+            program = extract_code(rollout.completion)
+            jobs.append(Job(harness(HARNESS, program, tests, nonce)))
+            nonces.append(nonce)
+            where.append(i)
+        results = run_many(jobs, self.limits, self.workers, self.isolation)
+        for i, result, nonce in zip(where, results, nonces, strict=True):
+            verdicts[i] = self.judge(result, nonce)
+        return verdicts  # type: ignore[return-value]
+
+    def judge(self, result: Result, nonce: str) -> Verdict:
+        finished, label = read_report(result, nonce)
+        if finished:
+            status, error = "passed", ""
+        elif result.status == "timeout":
+            status, error = "timeout", f"no result within {self.limits.timeout:g} s"
+        elif label:
+            status, error = label["status"], f"{label.get('stage')}: {label.get('error', '')}"
+        else:
+            status = "memory" if result.status == "memory" else "error"
+            error = why_unfinished(result)
+        info = {
+            "status": status,
+            "error": error[-self.max_output :],
+            "stdout": result.stdout[: self.max_output],
+            "stderr": result.stderr[-self.max_output :],
+            "seconds": round(result.seconds, 3),
+        }
+        return Verdict(float(finished), finished, info)
