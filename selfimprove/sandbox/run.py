@@ -266,7 +266,7 @@ def _run(source: str, stdin: bytes, args: list[str], limits: Limits, found: Mode
             stderr=subprocess.PIPE,
             pass_fds=(job_fd, report_w),
             cwd=cwd,
-            env=env,
+            env=env,  # bubblewrap too: its PID 1 in the sandbox would otherwise show our environment in /proc
             start_new_session=True,  # its own process group, killed as a whole
         )
     finally:

@@ -1,0 +1,66 @@
+"""Verify one hostile program and report what happened; run as PID 1 of a PID namespace by tests/test_hostile.py.
+
+Reads ``{"isolation", "timeout", "memory_mb", "completion", "tests"}`` as JSON on stdin; prints one JSON line:
+the verdict, the seconds the verification took, and the processes still alive in this namespace afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import warnings
+
+from selfimprove.records import Rollout
+from selfimprove.sandbox import mode
+from selfimprove.verifiers.code import CodeVerifier
+
+
+def survivors() -> list[str]:
+    """Processes of this namespace other than this one that are not dead (zombies are reaped first)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid == 0:
+            break
+    alive = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")[:200]
+        except OSError:
+            continue
+        if state not in "ZX":
+            alive.append(f"{pid} {state} {cmdline}")
+    return alive
+
+
+def main() -> None:
+    case = json.load(sys.stdin)
+    warnings.simplefilter("ignore")
+    mode(case["isolation"])  # probe before the clock starts
+    limits = {"timeout": case["timeout"], "memory_mb": case["memory_mb"]}
+    verifier = CodeVerifier(**limits, isolation=case["isolation"], workers=1, max_output=4000)
+    rollout = Rollout("r", "solver", "p", [], case["completion"], meta={"tests": case["tests"]})
+    start = time.monotonic()
+    verdict = verifier.verify([rollout])[0]
+    seconds = time.monotonic() - start
+    left = survivors()
+    for _ in range(20):  # a SIGKILLed process may take a moment to be gone
+        if not left:
+            break
+        time.sleep(0.05)
+        left = survivors()
+    out = {"passed": verdict.passed, "info": verdict.info, "seconds": seconds, "survivors": left}
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
