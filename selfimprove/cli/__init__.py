@@ -8,8 +8,10 @@ import sys
 import click
 
 from selfimprove import __version__
+from selfimprove.cli.analyze import analyze
 from selfimprove.cli.commands import ls, plugins, run, validate
 from selfimprove.cli.eval import eval_command
+from selfimprove.cli.report import report
 from selfimprove.errors import UserError
 
 
@@ -28,6 +30,8 @@ def cli() -> None:
 for command in (run, validate, ls, plugins):
     cli.add_command(command)
 cli.add_command(eval_command)
+cli.add_command(report)
+cli.add_command(analyze)
 
 
 def main() -> None:

@@ -145,12 +145,11 @@ class HFGenerator:
             inputs["cache"] = cache
         return inputs
 
-    @staticmethod
-    def _trim(tokens: list[int], eos: int, pad: int) -> list[int]:
+    def _trim(self, tokens: list[int], eos: int, pad: int) -> list[int]:
         """The tokens up to and including EOS; a row stopped by a stop string ends before generate's padding."""
         if eos in tokens:
             return tokens[: tokens.index(eos) + 1]
-        while tokens and tokens[-1] == pad:
+        while self.stop and tokens and tokens[-1] == pad:
             tokens = tokens[:-1]
         return tokens
 
