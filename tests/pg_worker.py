@@ -1,0 +1,40 @@
+"""Run one GRPO and one PPO update on fixed examples; launched by test_pg_distributed.py, alone or under
+``accelerate launch --num_processes 2 --cpu``. Usage: pg_worker.py MODEL OUT_DIR"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from selfimprove.config.schema import Adapter
+from selfimprove.records import Example
+from selfimprove.updaters import UpdateContext
+from selfimprove.updaters.grpo import GRPO
+from selfimprove.updaters.ppo import PPO
+
+
+def examples() -> list[Example]:
+    # uneven lengths, so the two processes' shares split into different numbers of micro-batches
+    return [
+        Example(f"e{i}", [{"role": "user", "content": f"{i % 3} + {i} = ?"}], "7" * (1 + 3 * (i % 4)),
+                reward=float(i % 2), group=f"p{i % 3}")
+        for i in range(10)
+    ]  # fmt: skip
+
+
+def main(model: str, out: Path) -> None:
+    updaters = {
+        "grpo": GRPO(learning_rate=1e-2, epochs=2, mini_batch_size=5, max_tokens_per_micro_batch=40),
+        "ppo": PPO(learning_rate=1e-2, critic_learning_rate=1e-2, critic_warmup_steps=1, epochs=2,
+                   max_tokens_per_micro_batch=40),
+    }  # fmt: skip
+    for name, updater in updaters.items():
+        ctx = UpdateContext(
+            base=model, adapter=Adapter(r=4, alpha=8), init=None, examples=examples(), output_dir=out / name,
+            work_dir=out / "work", seed=3, iteration=1, show_progress=False,
+        )  # fmt: skip
+        updater.update(ctx)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], Path(sys.argv[2]))
