@@ -1,0 +1,81 @@
+"""LLM-as-judge: a model, through any registered generator, scores each completion with a rubric prompt."""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+from selfimprove import registry
+from selfimprove.errors import UserError
+from selfimprove.generators import Request
+from selfimprove.models import Policy
+from selfimprove.progress import Tracker
+from selfimprove.records import Rollout, Verdict
+from selfimprove.verifiers.rubrics import RUBRICS, parse_score
+
+FIELDS = {"question", "completion", "answer"}
+KEPT_CHARS = 2000  # of each judgement, in the verdict's info
+
+
+class JudgeVerifier:
+    """LLM-as-judge: a frozen model (local or an OpenAI-compatible endpoint) scores completions with a rubric."""
+
+    def __init__(
+        self,
+        model: str,
+        rubric: str = "additive7",
+        template: str | None = None,
+        max_score: float | None = None,
+        threshold: float | None = None,
+        generator: str = "hf",
+        generation: dict[str, Any] | None = None,
+        checkpoint: str | None = None,
+        seed: int = 0,
+    ):
+        """``model``: an embedded alias, a local folder or hub id (``hf``), or the endpoint's model name
+        (``openai``). ``template`` replaces the rubric's prompt; ``threshold`` defaults to a perfect score."""
+        if rubric not in RUBRICS:
+            raise UserError(f"judge: unknown rubric '{rubric}'. Rubrics: {', '.join(RUBRICS)}")
+        self.template = template or RUBRICS[rubric].template
+        try:
+            names = {f for _, f, _, _ in string.Formatter().parse(self.template) if f is not None}
+        except ValueError as exc:
+            raise UserError(f"judge: bad template: {exc}") from None
+        if names - FIELDS:
+            raise UserError(f"judge: template fields {sorted(names - FIELDS)} unknown; use {sorted(FIELDS)}")
+        self.max_score = float(max_score if max_score is not None else RUBRICS[rubric].max_score)
+        self.threshold = self.max_score if threshold is None else float(threshold)
+        if not 0 <= self.threshold <= self.max_score:
+            raise UserError(f"judge: threshold {self.threshold} is outside 0..{self.max_score}")
+        settings = {"temperature": 0.0, "max_new_tokens": 512, **(generation or {})}
+        try:
+            self.generator = registry.get("generator", generator)(**settings)
+        except TypeError as exc:  # an argument the generator does not take
+            raise UserError(f"judge: generation settings for generator '{generator}': {exc}") from None
+        self.model, self.checkpoint, self.seed = model, checkpoint, seed
+
+    def prompt(self, rollout: Rollout) -> str:
+        users = [m["content"] for m in rollout.prompt if m.get("role") == "user"]
+        fields = {
+            "question": users[-1] if users else "",
+            "completion": rollout.completion,
+            "answer": rollout.answer if rollout.answer is not None else "(none)",
+        }
+        return self.template.format_map(fields)
+
+    def verify(self, rollouts: list[Rollout]) -> list[Verdict]:
+        from selfimprove.models.embedded import resolve
+
+        policy = Policy(resolve(self.model), self.checkpoint)
+        requests = [Request(str(i), [{"role": "user", "content": self.prompt(r)}]) for i, r in enumerate(rollouts)]
+        texts: dict[str, str] = {}
+        for batch in self.generator.generate(policy, requests, seed=self.seed, done=set(), tracker=Tracker(None, None)):
+            texts.update((o.id, o.text) for o in batch)
+        return [self.verdict(texts.get(str(i), "")) for i in range(len(rollouts))]
+
+    def verdict(self, judgement: str) -> Verdict:
+        score = parse_score(judgement, self.max_score)
+        kept = judgement[-KEPT_CHARS:]
+        if score is None:
+            return Verdict(0.0, False, {"score": None, "error": "unparseable judge output", "judgement": kept})
+        return Verdict(score, score >= self.threshold, {"score": score, "max_score": self.max_score, "judgement": kept})
