@@ -9,7 +9,7 @@ verifiers use to prove that their test code ran to its end (see ``selfimprove/ve
 
 from __future__ import annotations
 
-import json
+import marshal
 import os
 import secrets
 import selectors
@@ -34,11 +34,12 @@ REPORT_FD = 3
 REPORT_CAP = 1024 * 1024
 UID_BASE = 1 << 30  # far above any real account; one uid per concurrent run of this process
 
+# marshal, not json: it is built in, and importing json would cost a run more time than bubblewrap does.
 BOOTSTRAP = """\
-import json, os, resource, sys
+import marshal, os, resource, sys
 def _job():
     with open(int(sys.argv[1]), "rb") as f:
-        job = json.loads(f.read())
+        job = marshal.loads(f.read())
     for res, soft, hard in job["rlimits"]:
         resource.setrlimit(res, (soft, hard))
     if job["uid"] is not None:
@@ -243,7 +244,7 @@ def _run(source: str, stdin: bytes, args: list[str], limits: Limits, found: Mode
     token = secrets.token_hex(8)
     report_r, report_w = os.pipe()
     job = {"source": source, "args": args, "rlimits": limits.rlimits(base), "uid": uid, "report_fd": report_w}
-    job_fd = _memfd("job", json.dumps(job).encode())
+    job_fd = _memfd("job", marshal.dumps(job))
     stdin_fd = _memfd("stdin", stdin) if stdin else None
     argv = [interpreter(), "-I", "-S", "-B", "-c", BOOTSTRAP, str(job_fd), f"selfimprove-sandbox-{token}"]
     workdir = None

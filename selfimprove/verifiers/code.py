@@ -8,7 +8,7 @@ harness's frame, so a program would have to inspect the interpreter's own frames
 
 from __future__ import annotations
 
-import json
+import ast
 import re
 import secrets
 import signal
@@ -25,11 +25,23 @@ _FENCE = re.compile(r"```[ \t]*(python3?|py)?[ \t]*\n(.*?)```", re.DOTALL | re.I
 # run), then the tests in the same namespace. Everything the harness uses after the tests is bound before the
 # untrusted code runs, so replacing builtins.exec or os.write cannot forge a pass.
 HARNESS = """\
-import json, os, sys, traceback
+import os
 
-def _harness(program, tests, nonce, _exec=exec, _write=os.write, _exit=os._exit, _dumps=json.dumps):
+def _describe(exc):
+    where = ""
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename in ("solution.py", "tests.py"):
+            where = f" ({tb.tb_frame.f_code.co_filename}, line {tb.tb_lineno})"
+        tb = tb.tb_next
+    try:
+        return f"{type(exc).__name__}: {exc}"[:2000] + where
+    except BaseException:
+        return type(exc).__name__ + where
+
+def _harness(program, tests, nonce, _exec=exec, _write=os.write, _exit=os._exit, _describe=_describe):
     def label(status, stage, error):
-        _write(3, (_dumps({"status": status, "stage": stage, "error": error[-2000:]}) + "\\n").encode())
+        _write(3, f"{status}\\t{stage}\\t{error!r}\\n".encode())
     try:
         codes = [("program", compile(program, "solution.py", "exec")), ("tests", compile(tests, "tests.py", "exec"))]
     except SyntaxError as exc:
@@ -43,9 +55,10 @@ def _harness(program, tests, nonce, _exec=exec, _write=os.write, _exit=os._exit,
             return label("memory", stage, "MemoryError")
         except SystemExit as exc:
             return label("error", stage, f"exited early (SystemExit {exc.code!r})")
-        except BaseException:
-            return label("failed" if stage == "tests" else "error", stage, traceback.format_exc())
+        except BaseException as exc:
+            return label("failed" if stage == "tests" else "error", stage, _describe(exc))
     try:
+        import sys
         sys.stdout.flush()
         sys.stderr.flush()
     finally:
@@ -70,20 +83,20 @@ def harness(template: str, *values: str) -> str:
     return template.replace("_harness(ARGS)", f"_harness({', '.join(map(repr, values))})")
 
 
-def read_report(result: Result, nonce: str) -> tuple[bool, dict]:
-    """Whether the harness finished (its nonce line arrived and the process exited 0), and its last label."""
+def read_report(result: Result, nonce: str) -> tuple[bool, dict[str, str]]:
+    """Whether the harness finished (its nonce line arrived and the process exited 0), and its last label
+    (``status``, ``stage``, ``error``): what the harness saw go wrong. A label never says passed."""
     lines = result.report.decode("utf-8", "replace").splitlines()
     finished = any(line.split(" ", 1)[0] == nonce for line in lines) and result.returncode == 0
-    label: dict = {}
     for line in reversed(lines):
-        try:
-            parsed = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(parsed, dict) and parsed.get("status") in STATUSES[1:]:  # a label never says passed
-            label = parsed
-            break
-    return finished, label
+        parts = line.split("\t", 2)
+        if len(parts) == 3 and parts[0] in STATUSES[1:]:
+            try:
+                error = ast.literal_eval(parts[2])
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                continue
+            return finished, {"status": parts[0], "stage": parts[1], "error": str(error)}
+    return finished, {}
 
 
 def why_unfinished(result: Result) -> str:

@@ -10,7 +10,6 @@ answer for the solver's roles. Record fields: ``completion`` (the program; the l
 from __future__ import annotations
 
 import ast
-import json
 import secrets
 
 from selfimprove.errors import UserError
@@ -28,11 +27,11 @@ BANNED_CALLS = ("__import__", "breakpoint", "compile", "eval", "exec", "exit", "
 MAX_OUTPUT = 10_000
 
 HARNESS = """\
-import json, os, traceback
+import os
 
 def _harness(program, entry, arguments, nonce, _exec=exec, _eval=eval, _repr=repr, _write=os.write, _exit=os._exit):
     def label(status, error):
-        _write(3, (json.dumps({"status": status, "stage": "program", "error": error[-2000:]}) + "\\n").encode())
+        _write(3, f"{status}\\tprogram\\t{error!r}\\n".encode())
     namespace = {"__name__": "solution"}
     try:
         call = compile(f"__entry__({arguments})", "input", "eval")
@@ -47,11 +46,14 @@ def _harness(program, entry, arguments, nonce, _exec=exec, _eval=eval, _repr=rep
         return label("memory", "MemoryError")
     except SystemExit as exc:
         return label("error", f"exited early (SystemExit {exc.code!r})")
-    except BaseException:
-        return label("error", traceback.format_exc())
-    if len(output) > MAX_OUTPUT:
-        return label("error", f"output repr is longer than {MAX_OUTPUT} characters")
-    _write(3, (nonce + " " + json.dumps(output) + "\\n").encode())
+    except BaseException as exc:
+        try:
+            return label("error", f"{type(exc).__name__}: {exc}"[:2000])
+        except BaseException:
+            return label("error", type(exc).__name__)
+    if type(output) is not str or len(output) > MAX_OUTPUT:
+        return label("error", f"the output's repr is not a string of at most {MAX_OUTPUT} characters")
+    _write(3, (nonce + " " + _repr(output) + "\\n").encode())
     _exit(0)
 
 _harness(ARGS)
@@ -152,7 +154,7 @@ class ExecutorVerifier:
                 finished, label = read_report(result, nonce)
                 if finished:
                     line = next(x for x in result.report.decode().splitlines() if x.startswith(nonce + " "))
-                    outputs.append(json.loads(line.split(" ", 1)[1]))
+                    outputs.append(ast.literal_eval(line.split(" ", 1)[1]))
                 elif failure is None:
                     status = "timeout" if result.status == "timeout" else label.get("status", result.status)
                     failure = (status if status != "ok" else "error", label.get("error") or why_unfinished(result))
