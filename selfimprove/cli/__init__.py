@@ -12,6 +12,7 @@ from selfimprove.cli.analyze import analyze
 from selfimprove.cli.commands import ls, plugins, run, validate
 from selfimprove.cli.eval import eval_command
 from selfimprove.cli.report import report
+from selfimprove.cli.verify import verify
 from selfimprove.errors import UserError
 
 
@@ -32,6 +33,7 @@ for command in (run, validate, ls, plugins):
 cli.add_command(eval_command)
 cli.add_command(report)
 cli.add_command(analyze)
+cli.add_command(verify)
 
 
 def main() -> None:

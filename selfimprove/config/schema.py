@@ -333,3 +333,21 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     recipe.source = str(Path(path).resolve())
     recipe.resolved = located.data
     return recipe
+
+
+def load_component(kind: str, name: str, args: list[str]) -> Component:
+    """A component named on the command line with ``KEY=VALUE`` arguments, checked exactly as a recipe's is."""
+    located = Located({kind: {"name": name}}, {(): "command line"})
+    problems = [f"command line: arguments must look like KEY=VALUE, got '{a}'" for a in args if "=" not in a]
+    if not problems:
+        try:
+            apply_overrides(located, [f"{kind}.{a}" for a in args])
+        except ConfigError as exc:
+            problems = exc.problems
+    if not problems:
+        b = _Builder(located)
+        spec = b.component(kind, located.data[kind], (kind,), None)
+        problems = b.problems
+    if problems:
+        raise UserError(f"{kind} '{name}':\n" + "\n".join(f"  - {p}" for p in problems))
+    return spec

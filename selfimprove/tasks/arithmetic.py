@@ -61,17 +61,19 @@ class Arithmetic:
         self.kinds, self.low, self.high = kinds, low, high
         self.size, self.test_fraction, self.seed = size, test_fraction, seed
 
-    def _draw(self, rng: random.Random, kind: str) -> tuple[str, int]:
+    def _draw(self, rng: random.Random, kind: str) -> tuple[str, int, str]:
+        """A question, its answer and a worked solution."""
         a, b, c = (rng.randint(self.low, self.high) for _ in range(3))
         template = rng.choice(TEMPLATES[kind])
         if kind == "add":
-            return template.format(a=a, b=b), a + b
+            return template.format(a=a, b=b), a + b, f"{a} + {b} = {a + b}."
         if kind == "sub":
             a, b = max(a, b), min(a, b)
-            return template.format(a=a, b=b), a - b
+            return template.format(a=a, b=b), a - b, f"{a} - {b} = {a - b}."
         while len({a, b, c}) < 3:
             a, b, c = (rng.randint(self.low, self.high) for _ in range(3))
-        return template.format(a=a, b=b, c=c), max(a, b, c)
+        top, *rest = sorted((a, b, c), reverse=True)
+        return template.format(a=a, b=b, c=c), top, f"{top} is greater than {rest[0]} and {rest[1]}."
 
     def load(self, split: str) -> list[Problem]:
         if split not in ("train", "test"):
@@ -82,11 +84,13 @@ class Arithmetic:
         problems: list[Problem] = []
         for _ in range(want * 200):
             kind = self.kinds[len(problems) % len(self.kinds)]
-            question, answer = self._draw(rng, kind)
+            question, answer, solution = self._draw(rng, kind)
             if question in seen or _split_of(question, self.test_fraction) != split:
                 continue
             seen.add(question)
-            problems.append(Problem(f"{split}-{len(problems)}", question, str(answer), {"kind": kind}))
+            full = f"{solution} The answer is {answer}."  # a real response, for SPIN
+            meta = {"kind": kind, "solution": solution, "full_solution": full}
+            problems.append(Problem(f"{split}-{len(problems)}", question, str(answer), meta))
             if len(problems) == want:
                 return problems
         raise UserError(f"arithmetic: could only draw {len(problems)} distinct {split} problems; widen low/high")

@@ -40,5 +40,6 @@ class GSM8K:
         problems = []
         for i, row in enumerate(rows):
             answer, solution = parse_answer(row["answer"])
-            problems.append(Problem(f"gsm8k-{split}-{i}", row["question"], answer, {"solution": solution}))
+            meta = {"solution": solution, "full_solution": row["answer"].strip()}  # SPIN's real response: the latter
+            problems.append(Problem(f"gsm8k-{split}-{i}", row["question"], answer, meta))
         return problems

@@ -39,8 +39,9 @@ def read_problems(path: Path, question_field: str, answer_field: str | None, id_
                 raise UserError(f"{path}:{lineno}: no field '{missing[0]}' (fields: {', '.join(row)})")
             answer, solution = parse_answer(row[answer_field]) if answer_field else (None, None)
             meta = {k: v for k, v in row.items() if k not in (question_field, answer_field)}
-            if solution is not None:
+            if solution is not None:  # GSM8K-style: the worked solution, and the whole text as written
                 meta["solution"] = solution
+                meta["full_solution"] = str(row[answer_field]).strip()
             pid = str(row[id_field]) if id_field else f"{path.stem}-{lineno}"
             problems.append(Problem(id=pid, question=str(row[question_field]), answer=answer, meta=meta))
     return problems

@@ -48,7 +48,7 @@ class Scored:
     mask: torch.Tensor
     rewards: torch.Tensor
     groups: list[str]
-    old_logps: torch.Tensor
+    old_logps: torch.Tensor | None  # None: a single on-policy step, the current log-probs detached
     ref_logps: torch.Tensor | None = None
     old_values: torch.Tensor | None = None
     advantages: torch.Tensor | None = None
@@ -229,20 +229,7 @@ class PolicyGradient:
         policy = load_for_training(ctx.base, ctx.adapter, ctx.init)
         _disable_dropout(policy)
         actor = Actor(policy, self.temperature, self.value_head(policy, ctx.init))
-        old_logps, old_values = self._score(accelerator, actor, prompts, completions, pad_id)
-        if self.needs_reference() and reference is None:
-            with policy.disable_adapter():  # LoRA's reference is the base model, without a second copy
-                reference = self._score(accelerator, actor, prompts, completions, pad_id)[0]
-
-        width = max(map(len, completions))
-        batch = Scored(
-            prompts, completions, pad_id, pad_rows([torch.ones(len(c)) for c in completions], width),
-            torch.tensor([float(e.reward) for e in ctx.examples]), [e.group or e.id for e in ctx.examples],
-            pad_rows(old_logps, width), pad_rows(reference, width) if reference is not None else None,
-            pad_rows(old_values, width) if old_values is not None else None,
-        )  # fmt: skip
-        self.advantages(batch)
-        metrics = self._train(accelerator, actor, batch, ctx)
+        batch, metrics = self.fit(accelerator, actor, ctx, prompts, completions, pad_id, reference)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             unwrapped = accelerator.unwrap_model(actor)
@@ -257,6 +244,39 @@ class PolicyGradient:
             "reward_std": batch.rewards.std().item() if len(ctx.examples) > 1 else 0.0,
             "seconds": time.perf_counter() - start,
         }
+
+    def fit(
+        self,
+        accelerator: Any,
+        actor: Actor,
+        ctx: UpdateContext,
+        prompts: list[list[int]],
+        completions: list[list[int]],
+        pad_id: int,
+        reference: list[torch.Tensor] | None = None,
+    ) -> tuple[Scored, dict[str, float]]:
+        """Score the rollouts, compute advantages and train the loaded ``actor``: the update without I/O."""
+        old_logps = old_values = None
+        if self.needs_old_scores(len(prompts)):
+            old_logps, old_values = self._score(accelerator, actor, prompts, completions, pad_id)
+        if self.needs_reference() and reference is None:
+            with actor.policy.disable_adapter():  # LoRA's reference is the base model, without a second copy
+                reference = self._score(accelerator, actor, prompts, completions, pad_id)[0]
+        width = max(map(len, completions))
+        batch = Scored(
+            prompts, completions, pad_id, pad_rows([torch.ones(len(c)) for c in completions], width),
+            torch.tensor([float(e.reward) for e in ctx.examples]), [e.group or e.id for e in ctx.examples],
+            pad_rows(old_logps, width) if old_logps is not None else None,
+            pad_rows(reference, width) if reference is not None else None,
+            pad_rows(old_values, width) if old_values is not None else None,
+        )  # fmt: skip
+        self.advantages(batch)
+        return batch, self._train(accelerator, actor, batch, ctx)
+
+    def needs_old_scores(self, n: int) -> bool:
+        """Whether the data's log-probs must be computed before training. A single step on the whole batch
+        sees the weights that generated it, so its old log-probs are the current ones, detached (as in TRL)."""
+        return self.uses_critic or self.epochs > 1 or (self.mini_batch_size or n) < n
 
     @torch.no_grad()
     def _score(
@@ -368,10 +388,10 @@ class PolicyGradient:
         mask = inputs["mask"].to(device)
         w = weights[rows].to(device)[:, None] * mask
         logps, values = actor(**_model_inputs(inputs, device), detach_values=warm)
+        old = logps.detach() if batch.old_logps is None else batch.old_logps[rows, :c].to(device)
         per_token, clipped = clipped_policy_loss(
-            logps, batch.old_logps[rows, :c].to(device), batch.advantages[rows, :c].to(device), self.epsilon,
-            self.epsilon_high,
-        )  # fmt: skip
+            logps, old, batch.advantages[rows, :c].to(device), self.epsilon, self.epsilon_high
+        )
         kl = torch.zeros_like(logps)
         if batch.ref_logps is not None:
             kl = kl_estimate(logps, batch.ref_logps[rows, :c].to(device), self.kl_estimator)

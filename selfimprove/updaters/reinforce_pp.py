@@ -51,6 +51,9 @@ class ReinforcePP(PolicyGradient):
     def needs_reference(self) -> bool:
         return self.beta > 0 or self.kl_coef > 0
 
+    def needs_old_scores(self, n: int) -> bool:
+        return self.kl_coef > 0 or super().needs_old_scores(n)
+
     def advantages(self, batch: Scored) -> None:
         token_rewards = terminal_rewards(batch.rewards, batch.mask)
         if self.kl_coef > 0:
