@@ -62,6 +62,18 @@ def test_arithmetic_answers_are_correct():
     assert all(int(p.answer) >= 0 for p in problems if p.meta["kind"] == "sub")
 
 
+def test_arithmetic_worked_solutions():
+    for p in Arithmetic(size=60, seed=5).load("train"):
+        solution = p.meta["solution"]
+        assert p.meta["full_solution"] == f"{solution} The answer is {p.answer}."
+        if p.meta["kind"] == "max":
+            top, others = solution.removesuffix(".").split(" is greater than ")
+            assert top == p.answer and sorted(others.split(" and ") + [top]) == sorted(re.findall(r"\d+", p.question))
+        else:
+            a, op, b, _, result = solution.removesuffix(".").split()
+            assert result == p.answer == str(int(a) + int(b) if op == "+" else int(a) - int(b))
+
+
 def test_arithmetic_counts_ids_and_balanced_kinds():
     task = Arithmetic(size=90, test_fraction=0.3)
     train, test = task.load("train"), task.load("test")
@@ -125,7 +137,11 @@ def test_jsonl_split_paths_and_gsm8k_answers(tmp_path):
     task = JsonlTask(str(tmp_path / "{split}.jsonl"))
     first, second = task.load("train")
     assert (first.question, first.answer) == ("Q1", "1234")
-    assert first.meta == {"source": "x", "solution": "She has 1,000 + 234 = 1,234 apples."}
+    assert first.meta == {
+        "source": "x",
+        "solution": "She has 1,000 + 234 = 1,234 apples.",
+        "full_solution": "She has 1,000 + 234 = 1,234 apples.\n#### 1,234",
+    }
     assert (second.answer, second.meta) == ("7", {})  # answers without #### are used as they are
     assert first.id == "train-1" and second.id == "train-2"
     (only,) = task.load("test")
@@ -190,6 +206,8 @@ def test_gsm8k_local_copy(monkeypatch):
     for p in problems:
         assert re.fullmatch(r"-?\d+(\.\d+)?", p.answer), p.answer
         assert p.question and p.meta["solution"]
+        assert p.meta["full_solution"].startswith(p.meta["solution"])
+        assert p.meta["full_solution"].replace(",", "").endswith(f"#### {p.answer}")
     assert problems[0].answer == "18"  # Janet's ducks
     # an explicit data_dir works too, and points at the folder itself
     assert len(GSM8K(data_dir=str(SHARED_DATA / "gsm8k")).load("test")) == 1319
