@@ -1,0 +1,218 @@
+"""The sandbox on its own: results, limits, output caps, the report channel, isolation, the pool, the warning."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import time
+import warnings
+
+import pytest
+
+from selfimprove.errors import UserError
+from selfimprove.sandbox import Job, Limits, mode, run_many, run_python
+from selfimprove.sandbox import run as sandbox_run
+
+MODES = ["bwrap", "none"] if shutil.which("bwrap") else ["none"]
+
+
+@pytest.fixture(params=MODES)
+def isolation(request) -> str:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            mode(request.param)
+        except UserError as exc:
+            pytest.skip(str(exc))
+    return request.param
+
+
+def run(source: str, isolation: str, **limits) -> sandbox_run.Result:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return run_python(source, limits=Limits(**{"timeout": 2.0, **limits}), isolation=isolation)
+
+
+def test_stdout_stderr_returncode(isolation):
+    result = run("import sys\nprint('out')\nprint('err', file=sys.stderr)\nsys.exit(3)", isolation)
+    assert (result.status, result.stdout, result.stderr, result.returncode) == ("error", "out\n", "err\n", 3)
+    assert run("print(6 * 7)", isolation).stdout == "42\n"
+    assert run("pass", isolation).status == "ok"
+
+
+def test_stdin_and_args(isolation):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        source = "import sys\nprint(sys.stdin.read().upper(), sys.argv[1:])"
+        result = run_python(source, stdin=b"abc", args=["x", "y"], isolation=isolation)
+    assert result.stdout == "ABC ['x', 'y']\n"
+    big = b"z" * 300_000  # larger than a pipe's buffer
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert run_python("import sys\nprint(len(sys.stdin.buffer.read()))", stdin=big, isolation=isolation).stdout == (
+            "300000\n"
+        )
+
+
+def test_report_channel(isolation):
+    assert run("import os\nos.write(3, b'done')", isolation).report == b"done"
+
+
+def test_output_is_capped_and_flagged(isolation):
+    result = run("print('x' * 100_000)", isolation, output_bytes=1000)
+    assert len(result.stdout) == 1000 and result.truncated and result.status == "ok"
+
+
+def test_timeout_kills_and_reports(isolation):
+    start = time.monotonic()
+    result = run("while True:\n    pass", isolation, timeout=0.5)
+    assert result.status == "timeout" and result.returncode is None
+    assert 0.5 <= time.monotonic() - start < 1.5
+
+
+def test_cpu_limit_is_a_timeout(isolation):
+    # 1 CPU-second, 3 wall seconds: the kernel's SIGXCPU ends it before the wall clock does
+    result = run("while True:\n    pass", isolation, timeout=3.0, cpu=1.0)
+    assert result.status == "timeout" and result.returncode == -24 and result.seconds < 2.9
+
+
+def test_memory_limit(isolation):
+    result = run("x = bytearray(600 * 1024 * 1024)", isolation, memory_mb=256)
+    assert result.status == "memory"
+    assert run("x = bytearray(100 * 1024 * 1024)\nprint(len(x))", isolation, memory_mb=512).stdout == "104857600\n"
+
+
+def test_file_size_and_open_files(isolation):
+    result = run("open('f', 'wb').write(b'x' * 3 * 1024 * 1024)", isolation, file_size_mb=1)
+    assert result.status == "error" and "File too large" in result.stderr  # Python ignores SIGXFSZ: EFBIG
+    result = run("import os\nfds = [os.open('/dev/null', os.O_RDONLY) for _ in range(100)]", isolation, open_files=50)
+    assert "Too many open files" in result.stderr
+
+
+def test_limits_reach_the_program(isolation):
+    source = "import resource as r\nprint(r.getrlimit(r.RLIMIT_AS)[0] >> 20, r.getrlimit(r.RLIMIT_CORE))"
+    assert run(source, isolation, memory_mb=300).stdout == "300 (0, 0)\n"
+
+
+def test_environment_is_scrubbed(isolation, monkeypatch):
+    monkeypatch.setenv("SELFIMPROVE_SECRET_TOKEN", "hunter2")
+    result = run("import os\nprint(sorted(os.environ))", isolation)
+    assert "SELFIMPROVE_SECRET_TOKEN" not in result.stdout and "hunter2" not in result.stdout
+
+
+def test_bwrap_isolation():
+    if "bwrap" not in MODES:
+        pytest.skip("bubblewrap is not installed")
+    source = """
+import json, os, socket
+try:
+    open("/usr/pwned", "w")
+except OSError as exc:
+    readonly = exc.errno
+try:
+    socket.create_connection(("1.1.1.1", 53), timeout=1)
+except OSError as exc:
+    network = exc.errno
+open("scratch", "w").write("ok")
+print(json.dumps({
+    "cwd": os.getcwd(), "home": os.environ["HOME"], "root": sorted(os.listdir("/")), "readonly": readonly,
+    "network": network, "scratch": open("/tmp/scratch").read(), "uid": os.getuid(), "pid": os.getpid(),
+}))
+"""
+    seen = json.loads(run(source, "bwrap").stdout)
+    assert seen["cwd"] == seen["home"] == "/tmp" and seen["scratch"] == "ok"
+    assert set(seen["root"]) <= {
+        "bin",
+        "dev",
+        "etc",
+        "lib",
+        "lib32",
+        "lib64",
+        "libx32",
+        "proc",
+        "root",
+        "sbin",
+        "tmp",
+        "usr",
+    }
+    assert seen["readonly"] in (errno.EROFS, errno.EACCES) and seen["network"] == errno.ENETUNREACH
+    assert seen["uid"] != 0 and seen["pid"] < 10  # its own PID namespace
+
+
+def test_bwrap_tmp_is_size_capped():
+    if "bwrap" not in MODES:
+        pytest.skip("bubblewrap is not installed")
+    source = "import os\nfor i in range(20):\n    open(f'f{i}', 'wb').write(b'x' * 2 ** 20)"
+    assert "No space left on device" in run(source, "bwrap", tmp_mb=4).stderr
+
+
+def test_process_limit(isolation):
+    if not mode(isolation).counts_processes:
+        pytest.skip("root without a uid of its own is exempt from RLIMIT_NPROC in this mode")
+    source = (
+        "import os, time\nn = 0\ntry:\n    for _ in range(200):\n        if os.fork() == 0:\n"
+        "            time.sleep(5)\n            os._exit(0)\n        n += 1\nexcept OSError:\n    pass\nprint(n)"
+    )
+    forked = int(run(source, isolation, processes=10, timeout=3).stdout)
+    assert forked < 10
+
+
+def test_runs_have_their_own_uid_when_root():
+    found = mode(MODES[0])
+    if not found.drop_uid:
+        pytest.skip("runs get a uid of their own only when the verifier runs as root")
+    results = run_many([Job("import os, time\ntime.sleep(0.3)\nprint(os.getuid())")] * 2, workers=2)
+    uids = {int(r.stdout) for r in results}
+    assert len(uids) == 2 and all(uid >= sandbox_run.UID_BASE for uid in uids)
+
+
+def test_run_many_keeps_order_and_bounds_concurrency():
+    jobs = [Job(f"import time\ntime.sleep(0.4)\nprint({i})") for i in range(4)]
+    start = time.monotonic()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = run_many(jobs, workers=2)
+    elapsed = time.monotonic() - start
+    assert [r.stdout for r in results] == [f"{i}\n" for i in range(4)]
+    assert elapsed >= 0.8  # two waves of two
+
+
+def test_limits_are_validated():
+    with pytest.raises(UserError, match="memory_mb"):
+        Limits(memory_mb=0)
+    with pytest.raises(UserError, match="timeout"):
+        Limits(timeout=-1)
+    with pytest.raises(UserError, match="isolation"):
+        mode("docker")
+
+
+def test_fallback_warns_once_and_says_what_is_not_isolated(monkeypatch):
+    monkeypatch.setattr(sandbox_run, "_modes", {})
+    monkeypatch.setattr(sandbox_run, "_warned", False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_python("pass", isolation="none")
+        run_python("pass", isolation="none")
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(messages) == 1
+    assert "NOT FULLY ISOLATED" in messages[0] and "file system" in messages[0] and "network" in messages[0]
+
+
+def test_bwrap_missing_is_a_user_error(monkeypatch):
+    monkeypatch.setattr(sandbox_run, "_modes", {})
+    monkeypatch.setattr(sandbox_run.bwrap, "probe", lambda python: None)
+    monkeypatch.setattr(sandbox_run.shutil, "which", lambda name: None)
+    with pytest.raises(UserError, match="apt-get install bubblewrap"):
+        mode("bwrap")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert not mode("auto").isolated  # auto falls back
+
+
+def test_nothing_left_in_tmp_without_bwrap():
+    before = {p for p in os.listdir("/tmp") if p.startswith("selfimprove-sandbox-")}
+    run("open('x', 'w').write('y')", "none")
+    after = {p for p in os.listdir("/tmp") if p.startswith("selfimprove-sandbox-")}
+    assert after <= before
