@@ -35,7 +35,8 @@ def _describe(exc):
             where = f" ({tb.tb_frame.f_code.co_filename}, line {tb.tb_lineno})"
         tb = tb.tb_next
     try:
-        return f"{type(exc).__name__}: {exc}"[:2000] + where
+        text = str(exc)
+        return (f"{type(exc).__name__}: {text}" if text else type(exc).__name__)[:2000] + where
     except BaseException:
         return type(exc).__name__ + where
 

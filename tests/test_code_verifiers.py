@@ -1,0 +1,191 @@
+"""The code verifier (unit tests) and the executor (AZR), in the default isolation mode of this machine."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from selfimprove.errors import UserError
+from selfimprove.records import Rollout
+from selfimprove.registry import registries
+from selfimprove.verifiers.code import CodeVerifier, extract_code
+from selfimprove.verifiers.executor import ExecutorVerifier, same_output, validity_errors
+
+ADD_TESTS = "assert add(2, 3) == 5\nassert add(-1, 1) == 0\n"
+
+
+@pytest.fixture(autouse=True)
+def quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the limits-only warning, where bubblewrap is missing
+        yield
+
+
+def rollout(completion: str, i: int = 0, answer: str | None = None, **meta) -> Rollout:
+    return Rollout(f"r{i}", "solver", f"p{i}", [], completion, answer=answer, meta=meta)
+
+
+# -- code ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "completion, expected",
+    [
+        ("def f(): pass", "def f(): pass"),
+        ("Sure:\n```python\ndef f():\n    return 1\n```\nDone.", "def f():\n    return 1\n"),
+        ("```python\nfirst\n```\ntext\n```python\nsecond\n```", "second\n"),
+        ("```py\nx = 1\n```", "x = 1\n"),
+        ("```\nbare\n```", "bare\n"),
+        ("```python\ntagged\n```\n```\nbare\n```", "tagged\n"),  # a tagged block wins over a later bare one
+    ],
+)
+def test_extract_code(completion, expected):
+    assert extract_code(completion) == expected
+
+
+CODE_CASES = [
+    ("def add(a, b):\n    return a + b", ADD_TESTS, "passed"),
+    ("```python\ndef add(a, b):\n    return a - b\n```", ADD_TESTS, "failed"),
+    ("def add(a, b):\n    return a / 0", ADD_TESTS, "failed"),  # an exception inside the tests
+    ("def add(a, b) return a", ADD_TESTS, "syntax"),
+    ("def add(a, b):\n    return a + b", "assert add(2, 3) ==", "syntax"),
+    ("import time\ntime.sleep(30)", ADD_TESTS, "timeout"),
+    ("x = bytearray(4 * 1024 ** 3)", ADD_TESTS, "memory"),
+    ("raise ValueError('at import')", ADD_TESTS, "error"),
+    ("def add(a, b):\n    return 0\nimport os\nos._exit(0)", ADD_TESTS, "error"),
+    ("def add(a, b):\n    return a + b\nif __name__ == '__main__':\n    input()", ADD_TESTS, "passed"),
+]
+
+
+def test_code_statuses():
+    verifier = CodeVerifier(timeout=1.5, workers=2)
+    verdicts = verifier.verify([rollout(code, i, tests=tests) for i, (code, tests, _) in enumerate(CODE_CASES)])
+    assert [v.info["status"] for v in verdicts] == [status for _, _, status in CODE_CASES]
+    assert [v.passed for v in verdicts] == [status == "passed" for _, _, status in CODE_CASES]
+    assert [v.score for v in verdicts] == [float(status == "passed") for _, _, status in CODE_CASES]
+    assert "AssertionError" in verdicts[1].info["error"] and "(tests.py, line 1)" in verdicts[1].info["error"]
+    assert "ZeroDivisionError" in verdicts[2].info["error"]
+    assert verdicts[3].info["error"].startswith("program: SyntaxError")
+    assert verdicts[4].info["error"].startswith("tests: SyntaxError")
+    assert "ValueError: at import" in verdicts[7].info["error"]
+    assert "exited with code 0 before the tests finished" in verdicts[8].info["error"]
+
+
+def test_code_captures_output_capped():
+    code = "print('hello')\nimport sys\nprint('x' * 5000, file=sys.stderr)\ndef add(a, b):\n    return a + b"
+    verdict = CodeVerifier(max_output=100).verify([rollout(code, tests=ADD_TESTS)])[0]
+    assert verdict.passed and verdict.info["stdout"] == "hello\n" and verdict.info["stderr"] == "x" * 99 + "\n"
+
+
+def test_code_tests_as_a_list_and_missing_tests():
+    verifier = CodeVerifier()
+    good, missing = verifier.verify(
+        [rollout("def add(a, b):\n    return a + b", tests=["assert add(1, 1) == 2", "assert add(0, 0) == 0"]),
+         rollout("def add(a, b):\n    return a + b", 1)]
+    )  # fmt: skip
+    assert good.passed
+    assert not missing.passed and missing.info["status"] == "error" and "tests" in missing.info["error"]
+
+
+def test_code_humaneval_style_check():
+    tests = "def check(candidate):\n    assert candidate(2, 3) == 5\n\ncheck(add)\n"
+    verifier = CodeVerifier()
+    right, wrong = verifier.verify([rollout("def add(a, b):\n    return a + b", tests=tests),
+                                    rollout("def add(a, b):\n    return a * b", 1, tests=tests)])  # fmt: skip
+    assert right.passed and not wrong.passed
+
+
+def test_code_arguments_are_checked():
+    with pytest.raises(UserError, match="isolation"):
+        CodeVerifier(isolation="docker")
+    with pytest.raises(UserError, match="timeout"):
+        CodeVerifier(timeout=0)
+
+
+# -- executor --------------------------------------------------------------------------------------------
+
+
+def test_executor_outputs_and_expected():
+    rollouts = [
+        rollout("def f(xs):\n    return sorted(xs)", 0, input="[3, 1, 2]"),
+        rollout("def f(a, b):\n    return a * b", 1, answer="12", input="3, 4"),
+        rollout("def f(a, b):\n    return a * b", 2, answer="13", input="3, 4"),
+        rollout("```python\ndef f(s):\n    return s.upper()\n```", 3, input="'ab'", expected_output="'AB'"),
+        rollout("def f(x):\n    return (x, [x])", 4, answer="(1,[1])", input="1"),  # equal values, other spacing
+    ]
+    verdicts = ExecutorVerifier().verify(rollouts)
+    assert [v.info["output"] for v in verdicts] == ["[1, 2, 3]", "12", "12", "'AB'", "(1, [1])"]
+    assert [v.passed for v in verdicts] == [True, True, False, True, True]
+    assert verdicts[2].info["status"] == "failed" and verdicts[2].info["expected"] == "13"
+
+
+def test_executor_determinism_check():
+    rollouts = [
+        rollout("def f(x):\n    return id(object()) + x", 0, input="1"),
+        rollout("def f(x):\n    return {x, 'a', 'b', 'c', 'd'}", 1, input="1"),  # order may vary; the value does not
+    ]
+    nondeterministic, a_set = ExecutorVerifier().verify(rollouts)
+    assert not nondeterministic.passed and nondeterministic.info["status"] == "nondeterministic"
+    assert a_set.passed
+
+
+def test_executor_validity_errors_per_program():
+    rollouts = [
+        rollout("import os\ndef f(x):\n    return os.getcwd()", 0, input="1"),
+        rollout("from subprocess import run\ndef f(x):\n    return x", 1, input="1"),
+        rollout("def f(x):\n    return eval('x')", 2, input="1"),
+        rollout("def g(x):\n    return x", 3, input="1"),
+        rollout("def f(x:\n    return x", 4, input="1"),
+        rollout("def f(x):\n    return x", 5, input="__import__('os')"),
+        rollout("def f(x):\n    return x", 6),
+    ]
+    verdicts = ExecutorVerifier().verify(rollouts)
+    assert not any(v.passed for v in verdicts)
+    assert [v.info["status"] for v in verdicts] == ["invalid"] * 4 + ["syntax", "invalid", "invalid"]
+    assert verdicts[0].info["errors"] == ["program: banned import 'os' (line 1)"]
+    assert verdicts[1].info["errors"] == ["program: banned import 'subprocess' (line 1)"]
+    assert verdicts[2].info["errors"] == ["program: banned call eval() (line 2)"]
+    assert verdicts[3].info["errors"] == ["program: no top-level function 'f'"]
+    assert verdicts[5].info["errors"] == ["input: banned call __import__() (line 1)"]
+    assert "input" in verdicts[6].info["errors"][0]
+
+
+def test_executor_ban_list_is_configurable_and_single_def():
+    program = "import math\ndef helper(x):\n    return x\ndef f(x):\n    return math.floor(helper(x))"
+    assert validity_errors(program, "1.5", "f", set(), set(), single_def=False) == []
+    assert validity_errors(program, "1.5", "f", {"math"}, set(), single_def=False) == [
+        "program: banned import 'math' (line 1)"
+    ]
+    assert validity_errors(program, "1.5", "f", set(), set(), single_def=True) == [
+        "program: expected exactly one function definition, found 2"
+    ]
+    verdict = ExecutorVerifier(banned_imports=[], single_def=False).verify([rollout(program, input="1.5")])[0]
+    assert verdict.passed and verdict.info["output"] == "1"
+
+
+def test_executor_runtime_failures():
+    rollouts = [
+        rollout("def f(x):\n    return 1 / x", 0, input="0"),
+        rollout("def f(x):\n    while True:\n        pass", 1, input="0"),
+    ]
+    verdicts = ExecutorVerifier(timeout=1).verify(rollouts)
+    assert [v.info["status"] for v in verdicts] == ["error", "timeout"]
+    assert "ZeroDivisionError" in verdicts[0].info["errors"][0]
+
+
+def test_same_output():
+    assert same_output("[1, 2]", "[1,2]") and same_output("'a'", '"a"') and not same_output("1", "2")
+    assert not same_output("<object at 0x1>", "<object at 0x2>")
+
+
+def test_executor_arguments_are_checked():
+    with pytest.raises(UserError, match="runs"):
+        ExecutorVerifier(runs=0)
+    with pytest.raises(UserError, match="entry"):
+        ExecutorVerifier(entry="not a name")
+
+
+def test_registered_as_verifiers():
+    assert registries["verifier"].get("code") is CodeVerifier
+    assert registries["verifier"].get("executor") is ExecutorVerifier
