@@ -11,21 +11,17 @@ import click
 
 from selfimprove.errors import UserError
 
-# Record keys with a place of their own in a Rollout; every other key goes into ``Rollout.meta`` (code: ``tests``,
-# executor: ``input``, a plugin's own fields).
-OWN_KEYS = {"id", "completion", "answer", "prompt", "meta"}
-
 
 def read_records(path: Path) -> list[tuple[Any, Any]]:
     """(id as written, Rollout) for each record of a JSONL file; a bad line is a UserError naming file and line.
 
     A record without an id gets its line number.
     """
-    from selfimprove.records import Rollout
+    from selfimprove.verifiers.inputs import rollout_from_record
 
     if not path.is_file():
         raise UserError(f"--input: no such file: {path}")
-    rollouts = []
+    records = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
             continue
@@ -34,35 +30,9 @@ def read_records(path: Path) -> list[tuple[Any, Any]]:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise UserError(f"{where}: not valid JSON: {exc.msg} (column {exc.colno})") from None
-        if not isinstance(record, dict):
-            raise UserError(f"{where}: expected a JSON object, got {type(record).__name__}")
-        if not isinstance(record.get("completion"), str):
-            raise UserError(f"{where}: needs a string 'completion'")
-        prompt = record.get("prompt", [])
-        if isinstance(prompt, str):
-            prompt = [{"role": "user", "content": prompt}]
-        if not isinstance(prompt, list) or not all(isinstance(m, dict) and "content" in m for m in prompt):
-            raise UserError(f"{where}: 'prompt' must be a string or a list of chat messages ({{role, content}})")
-        meta = record.get("meta", {})
-        if not isinstance(meta, dict):
-            raise UserError(f"{where}: 'meta' must be an object")
-        rid = record.get("id", number)
-        answer = record.get("answer")
-        rollouts.append(
-            (
-                rid,
-                Rollout(
-                    id=str(rid),
-                    role="verify",
-                    problem_id=str(rid),
-                    prompt=prompt,
-                    completion=record["completion"],
-                    answer=None if answer is None else str(answer),
-                    meta={**meta, **{k: v for k, v in record.items() if k not in OWN_KEYS}},
-                ),
-            )
-        )
-    return rollouts
+        rollout = rollout_from_record(record, where, str(number))
+        records.append((record.get("id", number), rollout))
+    return records
 
 
 @click.command(
