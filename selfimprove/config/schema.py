@@ -85,6 +85,7 @@ class Loop:
     iterations: int = 1
     init: Literal["base", "previous"] = "base"
     seed: int = 0
+    replay: int = 0  # also train on the examples selected in the previous N iterations (SPIN: 1)
 
 
 @dataclass
@@ -304,6 +305,8 @@ def _check_roles(recipe: Recipe, b: _Builder) -> None:
             b.problem(("eval", "tasks", i), f"task '{name}' is listed twice; the loop keys eval results by task name")
     if recipe.loop.iterations < 0:
         b.problem(("loop", "iterations"), f"must be 0 or more, got {recipe.loop.iterations}")
+    if recipe.loop.replay < 0:
+        b.problem(("loop", "replay"), f"must be 0 or more, got {recipe.loop.replay}")
 
 
 def _check_eval_sampling(spec: Eval, b: _Builder) -> None:

@@ -19,7 +19,7 @@ from selfimprove.models import Policy
 from selfimprove.models.embedded import resolve
 from selfimprove.progress import console
 from selfimprove.prompts import render
-from selfimprove.records import Problem, Rollout
+from selfimprove.records import Example, Problem, Rollout
 from selfimprove.updaters import UpdateContext
 
 
@@ -95,7 +95,19 @@ class Runner:
             })  # fmt: skip
         all_rollouts = [r for role in self.recipe.roles for r in earlier[role.name]]
         examples = stages.select(self.run, f"{d}/selected.jsonl", self.recipe.selector.build(), all_rollouts)
-        return self.update(it, policy, examples)
+        return self.update(it, policy, examples + self.replayed(it))
+
+    def replayed(self, it: int) -> list[Example]:
+        """The examples selected in the previous ``loop.replay`` iterations: SPIN trains iteration t on its new
+        pairs and on iteration t-1's. Their ids get the iteration they come from."""
+        examples = []
+        for past in range(it - 1, max(it - self.recipe.loop.replay, 1) - 1, -1):
+            d = f"iter-{past:03d}"
+            if self.run.exists(d, "selected.jsonl"):
+                examples += [
+                    Example(**{**r, "id": f"{d}/{r['id']}"}) for r in self.run.read_jsonl(f"{d}/selected.jsonl")
+                ]
+        return examples
 
     def update(self, it: int, policy: Policy, examples: list) -> Policy:
         d = f"iter-{it:03d}"
