@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import shutil
+import signal
 import time
 import warnings
 
@@ -73,9 +74,9 @@ def test_timeout_kills_and_reports(isolation):
 
 
 def test_cpu_limit_is_a_timeout(isolation):
-    # 1 CPU-second, 3 wall seconds: the kernel's SIGXCPU ends it before the wall clock does
-    result = run("while True:\n    pass", isolation, timeout=3.0, cpu=1.0)
-    assert result.status == "timeout" and result.returncode == -24 and result.seconds < 2.9
+    # 1 CPU-second within a generous wall clock: the kernel's SIGXCPU ends it (about 1 s on an idle machine)
+    result = run("while True:\n    pass", isolation, timeout=10.0, cpu=1.0)
+    assert result.status == "timeout" and result.returncode == -signal.SIGXCPU
 
 
 def test_memory_limit(isolation):
@@ -200,15 +201,17 @@ def test_fallback_warns_once_and_says_what_is_not_isolated(monkeypatch):
     assert "NOT FULLY ISOLATED" in messages[0] and "file system" in messages[0] and "network" in messages[0]
 
 
-def test_bwrap_missing_is_a_user_error(monkeypatch):
+@pytest.mark.parametrize("which, message", [(None, "apt-get install bubblewrap"), ("/bin/false", "does not work")])
+def test_bwrap_missing_or_broken(monkeypatch, which, message):
+    """A trial run decides, not the binary's presence: a broken bwrap falls back (auto) or is an error (bwrap)."""
     monkeypatch.setattr(sandbox_run, "_modes", {})
-    monkeypatch.setattr(sandbox_run.bwrap, "probe", lambda python: None)
-    monkeypatch.setattr(sandbox_run.shutil, "which", lambda name: None)
-    with pytest.raises(UserError, match="apt-get install bubblewrap"):
+    monkeypatch.setattr(sandbox_run.shutil, "which", lambda name: which)
+    with pytest.raises(UserError, match=message):
         mode("bwrap")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert not mode("auto").isolated  # auto falls back
+        assert not mode("auto").isolated
+        assert run_python("print(1)", isolation="auto").stdout == "1\n"
 
 
 def test_nothing_left_in_tmp_without_bwrap():

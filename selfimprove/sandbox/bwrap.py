@@ -1,4 +1,4 @@
-"""Bubblewrap: the command line that isolates one run, and a cached probe of whether it works on this machine.
+"""Bubblewrap: the command line that isolates one run.
 
 The sandbox sees a read-only system (/usr, /etc, the library dirs and the Python it runs on), a private
 size-capped tmpfs at /tmp as its working directory and HOME, an empty /dev and its own /proc; nothing of
@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 
@@ -86,26 +84,3 @@ def command(bw: Bwrap, argv: list[str], env: dict[str, str], tmp_bytes: int) -> 
     envargs = [x for key, value in env.items() for x in ("--setenv", key, value)]
     workspace = ["--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp", "--chdir", "/tmp"]
     return [bw.path, *_static_args(bw.as_root), *workspace, "--clearenv", *envargs, "--", *argv]
-
-
-def _works(bw: Bwrap, python: str) -> bool:
-    try:
-        cmd = command(bw, [python, "-I", "-S", "-c", "print('ok')"], {"PATH": "/usr/bin:/bin"}, 1024 * 1024)
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return out.returncode == 0 and out.stdout.strip() == "ok"
-
-
-@functools.cache
-def probe(python: str) -> Bwrap | None:
-    """A bubblewrap set-up that runs ``python`` here, or None. Run once per process: a missing binary is not the
-    only failure (user namespaces may be disabled, a container may forbid mounts)."""
-    path = shutil.which("bwrap")
-    if path is None:
-        return None
-    if os.geteuid() == 0 and _works(Bwrap(path, as_root=True), python):
-        return Bwrap(path, as_root=True)
-    if _works(Bwrap(path, as_root=False), python):
-        return Bwrap(path, as_root=False)
-    return None

@@ -124,25 +124,57 @@ def mode(isolation: str = "auto") -> Mode:
 
 
 def _decide(isolation: str) -> Mode:
+    """The strongest mode whose trial run works here. A trial, not a look for the binary: user namespaces may be
+    disabled, a container may forbid mounts or uid changes, and a mode that fails every run would silently turn
+    every reward into zero."""
     root = os.geteuid() == 0
-    bw = bwrap.probe(interpreter()) if isolation != "none" else None
-    if bw is not None:
-        gaps = () if bw.as_root or not root else ("the process limit (root in a user namespace is exempt)",)
-        return Mode(bw, drop_uid=bw.as_root, gaps=gaps)
+    path = shutil.which("bwrap") if isolation != "none" else None
+    candidates = []
+    if path and root:
+        candidates.append(Mode(bwrap.Bwrap(path, as_root=True), drop_uid=True))
+    if path:
+        gaps = ("the process limit (root in a user namespace is exempt)",) if root else ()
+        candidates.append(Mode(bwrap.Bwrap(path, as_root=False), drop_uid=False, gaps=gaps))
+    problems = []
+    for candidate in candidates:
+        problem = _trial(candidate)
+        if problem is None:
+            return candidate
+        problems.append(problem)
     if isolation == "bwrap":
-        missing = shutil.which("bwrap") is None
-        state = "is not installed (apt-get install bubblewrap)" if missing else "does not work here"
+        state = "does not work here: " + problems[0] if problems else "is not installed (apt-get install bubblewrap)"
         raise UserError(f"sandbox isolation 'bwrap' was asked for, but bubblewrap {state}")
-    drop = root and _reachable_by_others(interpreter())
     gaps = [
         "the file system (a program can read and write whatever this user can)",
         "the network",
         "other processes (a program can signal this one)",
         "the environment of other processes",
     ]
-    if root and not drop:
+    if root and _reachable_by_others(interpreter()):
+        dropped = Mode(None, drop_uid=True, gaps=tuple(gaps))
+        if _trial(dropped) is None:
+            return dropped
+    if root:
         gaps.append("the process limit (root is exempt from RLIMIT_NPROC)")
-    return Mode(None, drop_uid=drop, gaps=tuple(gaps))
+    fallback = Mode(None, drop_uid=False, gaps=tuple(gaps))
+    problem = _trial(fallback)
+    if problem is not None:
+        raise RuntimeError(f"the sandbox cannot run Python here: {problem}")
+    return fallback
+
+
+def _trial(candidate: Mode) -> str | None:
+    """Run a program the way every run will be run; None when it worked, else what went wrong."""
+    slot = _slots.acquire()
+    try:
+        result = _run("print('ok')", b"", [], Limits(timeout=30), candidate, slot)
+    except OSError as exc:
+        return str(exc)
+    finally:
+        _slots.release(slot)
+    if result.stdout == "ok\n":
+        return None
+    return (result.stderr.strip().splitlines() or [f"exit code {result.returncode}"])[-1]
 
 
 def _warn_once(found: Mode, asked: str) -> None:
