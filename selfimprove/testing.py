@@ -92,7 +92,7 @@ def check_verifier(
         Rollout(f"g{i}", template.role, template.problem_id, template.prompt, text, template.answer, meta=template.meta)
         for i, text in enumerate(GARBAGE)
     ]
-    # The first record without its answer: an answer-checking verifier must fail it, not crash.
+    # The first record without its answer: a verdict (an answer-checking verifier fails it), never an exception.
     no_answer = Rollout("no-answer", "verify", "p", template.prompt, template.completion, None, meta=template.meta)
     for rollout in [*garbage, no_answer]:
         try:

@@ -177,3 +177,28 @@ def test_last_code_block():
     assert last_code_block(text) == "y = 2\n"
     assert last_code_block(text, language=None) == "out\n"
     assert last_code_block("no code") is None
+
+
+# -- GSM8K reference answers (a sample of benchmarks/math_verifier.py) --------------------------------------
+
+
+def test_gsm8k_reference_answers_sample(math_verifier, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    data = Path(os.environ.get("SELFIMPROVE_DATA_DIR") or root.parent / "shared" / "data")
+    if not (data / "gsm8k" / "test.jsonl").is_file():
+        pytest.skip(f"no GSM8K test split under {data}")
+    monkeypatch.setenv("SELFIMPROVE_DATA_DIR", str(data))
+    spec = importlib.util.spec_from_file_location("math_bench", root / "benchmarks" / "math_verifier.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    from selfimprove.tasks.gsm8k import GSM8K
+
+    answers = [p.answer for p in GSM8K().load("test")][::26]  # 51 answers, 5 of them with thousands
+    cases = bench.cases(answers)
+    assert sum(1 for _, expected in cases if expected) >= 5 * len(answers)
+    verdicts = math_verifier.verify([r for r, _ in cases])
+    wrong = [(r.completion, r.answer) for (r, expected), v in zip(cases, verdicts, strict=True) if v.passed != expected]
+    assert wrong == []
