@@ -113,12 +113,16 @@ try:
 except OSError as exc:
     readonly = exc.errno
 try:
+    os.mkdir("/pwned")
+except OSError as exc:
+    readonly_root = exc.errno
+try:
     socket.create_connection(("1.1.1.1", 53), timeout=1)
 except OSError as exc:
     network = exc.errno
 open("scratch", "w").write("ok")
 print(json.dumps({
-    "cwd": os.getcwd(), "home": os.environ["HOME"], "root": sorted(os.listdir("/")), "readonly": readonly,
+    "cwd": os.getcwd(), "home": os.environ["HOME"], "root": sorted(os.listdir("/")), "readonly": readonly, "readonly_root": readonly_root,
     "network": network, "scratch": open("/tmp/scratch").read(), "uid": os.getuid(), "pid": os.getpid(),
 }))
 """
@@ -138,7 +142,8 @@ print(json.dumps({
         "tmp",
         "usr",
     }
-    assert seen["readonly"] in (errno.EROFS, errno.EACCES) and seen["network"] == errno.ENETUNREACH
+    assert seen["readonly"] in (errno.EROFS, errno.EACCES) and seen["readonly_root"] == errno.EROFS
+    assert seen["network"] == errno.ENETUNREACH
     assert seen["uid"] != 0 and seen["pid"] < 10  # its own PID namespace
 
 

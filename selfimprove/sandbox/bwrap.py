@@ -83,4 +83,5 @@ def command(bw: Bwrap, argv: list[str], env: dict[str, str], tmp_bytes: int) -> 
     """The bubblewrap command line that runs ``argv`` with exactly ``env``."""
     envargs = [x for key, value in env.items() for x in ("--setenv", key, value)]
     workspace = ["--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp", "--chdir", "/tmp"]
-    return [bw.path, *_static_args(bw.as_root), *workspace, "--clearenv", *envargs, "--", *argv]
+    readonly_root = ["--remount-ro", "/"]  # the sandbox's own root tmpfs too, whoever owns it; /tmp stays writable
+    return [bw.path, *_static_args(bw.as_root), *workspace, *readonly_root, "--clearenv", *envargs, "--", *argv]
