@@ -122,8 +122,9 @@ except OSError as exc:
     network = exc.errno
 open("scratch", "w").write("ok")
 print(json.dumps({
-    "cwd": os.getcwd(), "home": os.environ["HOME"], "root": sorted(os.listdir("/")), "readonly": readonly, "readonly_root": readonly_root,
-    "network": network, "scratch": open("/tmp/scratch").read(), "uid": os.getuid(), "pid": os.getpid(),
+    "cwd": os.getcwd(), "home": os.environ["HOME"], "root": sorted(os.listdir("/")), "readonly": readonly,
+    "readonly_root": readonly_root, "network": network, "scratch": open("/tmp/scratch").read(),
+    "uid": os.getuid(), "pid": os.getpid(),
 }))
 """
     seen = json.loads(run(source, "bwrap").stdout)
