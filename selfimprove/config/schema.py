@@ -331,6 +331,10 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     if not isinstance(recipe, Recipe):
         raise ConfigError(b.problems or ["recipe could not be read"])
     _check_roles(recipe, b)
+    from selfimprove.tracking import missing_packages
+
+    for backend, message in missing_packages(recipe.logging).items():
+        b.problem(("logging", backend), message)
     if b.problems:
         raise ConfigError(b.problems)
     recipe.source = str(Path(path).resolve())

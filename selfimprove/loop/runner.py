@@ -20,6 +20,7 @@ from selfimprove.models.embedded import resolve
 from selfimprove.progress import console
 from selfimprove.prompts import render
 from selfimprove.records import Example, Problem, Rollout
+from selfimprove.tracking import Trackers
 from selfimprove.updaters import UpdateContext
 
 
@@ -29,6 +30,7 @@ class Runner:
         self.run = RunDir(run_dir)
         self.show_progress = show_progress
         self.seed = recipe.loop.seed
+        self.trackers = Trackers(recipe.logging, self.run.root, recipe.resolved)  # a missing package fails here
 
     # -- setup -----------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -159,7 +161,9 @@ class Runner:
 
     # -- bookkeeping -----------------------------------------------------------------------------------
     def _metric(self, it: int, stage: str, seconds: float, values: dict[str, Any]) -> None:
-        self.run.append_metrics({"iteration": it, "stage": stage, "seconds": round(seconds, 3), **values})
+        record = {"iteration": it, "stage": stage, "seconds": round(seconds, 3), **values}
+        self.run.append_metrics(record)
+        self.trackers.log(record)
 
     def write_summary(self, evals: list[dict[str, Any]]) -> dict[str, Any]:
         summary = {"iterations": [{"iteration": i, "eval": e} for i, e in enumerate(evals)]}
@@ -177,6 +181,7 @@ class Runner:
             evals.append(self.evaluate(it, policy))
             self.write_summary(evals)
             print_eval_table(evals)
+        self.trackers.close()
         return self.write_summary(evals)
 
 
