@@ -20,6 +20,7 @@ def scored_rollout(rid: str, pid: str, score: float, role: str = "solver", **met
 def test_scored_keeps_every_verified_rollout_with_its_reward_and_group():
     rollouts = [scored_rollout("a", "p1", 1.0), scored_rollout("b", "p1", 0.0), scored_rollout("c", "p2", 0.5)]
     rollouts.append(Rollout("d", "solver", "p2", msg("p2"), "unjudged"))
+    rollouts.append(scored_rollout("e", "p2", float("nan")))
     examples = Scored().select(rollouts)
     assert [(e.id, e.reward, e.group) for e in examples] == [
         ("a", 1.0, "solver/p1"), ("b", 0.0, "solver/p1"), ("c", 0.5, "solver/p2"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 from selfimprove.errors import UserError
@@ -17,7 +18,8 @@ class Scored:
     the problem's meta). The default, role and problem, gives GRPO's groups: the samples of one prompt.
     AZR's task-relative baselines group by task type and role instead, e.g. ``[meta.task_type, role]``.
     ``drop_zero_variance`` leaves out groups whose rewards are all equal: their group advantage is zero, so
-    they cost compute and teach nothing (DAPO's dynamic sampling filter).
+    they cost compute and teach nothing (DAPO's dynamic sampling filter). A rollout whose score is not a finite
+    number is left out: it would turn every advantage of its batch into NaN.
     """
 
     def __init__(self, group_by: str | list[str] = ("role", "problem_id"), drop_zero_variance: bool = False):
@@ -45,7 +47,7 @@ class Scored:
                 r.id, r.train_prompt or r.prompt, r.completion, role=r.role, reward=r.verdict.score, group=self.key(r)
             )
             for r in rollouts
-            if r.verdict is not None
+            if r.verdict is not None and math.isfinite(r.verdict.score)
         ]
         if not self.drop_zero_variance:
             return examples

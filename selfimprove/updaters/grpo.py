@@ -9,7 +9,9 @@ from selfimprove.updaters.policy_gradient import PolicyGradient, Scored
 
 
 class GRPO(PolicyGradient):
-    """``A_i = (r_i - mean_g r) / (std_g r + 1e-4)`` over each group g (the samples of one prompt), then the
+    """Group-relative policy optimisation: rewards against their group's mean and std, clipped ratio, KL.
+
+    ``A_i = (r_i - mean_g r) / (std_g r + 1e-4)`` over each group g (the samples of one prompt), then the
     clipped surrogate plus ``beta * KL(pi || pi_ref)`` per token.
 
     ``scale_rewards: false`` drops the std (Dr. GRPO; LSP's group-mean baseline). ``mu`` of the paper is

@@ -18,7 +18,9 @@ VALUE_HEAD = "value_head.pt"
 
 
 class PPO(PolicyGradient):
-    """Token rewards ``r_t = -kl_coef * (log pi_old - log pi_ref)_t``, plus the verifier's reward on the last
+    """PPO with a value head: GAE advantages, clipped policy and value losses, KL to the base in the reward.
+
+    Token rewards ``r_t = -kl_coef * (log pi_old - log pi_ref)_t``, plus the verifier's reward on the last
     token; GAE(gamma, lambda) on the critic's values gives advantages (whitened) and returns; the loss is the
     clipped surrogate plus ``value_coef`` times the clipped value loss.
 

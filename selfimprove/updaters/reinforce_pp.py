@@ -11,7 +11,9 @@ from selfimprove.updaters.policy_gradient import PolicyGradient, Scored
 
 
 class ReinforcePP(PolicyGradient):
-    """Token returns ``G_t = sum_s gamma^(s-t) r_s`` (the reward on the last token, minus ``kl_coef * k1`` per
+    """REINFORCE++: returns whitened over the batch or per group key (AZR's task-relative variant), clipped ratio.
+
+    Token returns ``G_t = sum_s gamma^(s-t) r_s`` (the reward on the last token, minus ``kl_coef * k1`` per
     token), whitened over the batch's tokens, then the clipped surrogate. No critic, no group baseline.
 
     ``whiten_by: group`` whitens each ``Example.group`` with its own mean and std: AZR's task-relative
