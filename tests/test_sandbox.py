@@ -57,6 +57,12 @@ def test_stdin_and_args(isolation):
         )
 
 
+def test_a_child_holding_the_pipes_does_not_hold_the_run(isolation):
+    source = "import os, sys, time\nif os.fork() == 0:\n    time.sleep(30)\nelse:\n    print('bye' * 1000)"
+    result = run(source, isolation, timeout=10)
+    assert result.status == "ok" and result.stdout == "bye" * 1000 + "\n" and result.seconds < 5
+
+
 def test_report_channel(isolation):
     assert run("import os\nos.write(3, b'done')", isolation).report == b"done"
 

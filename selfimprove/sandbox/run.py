@@ -311,6 +311,8 @@ def _run(source: str, stdin: bytes, args: list[str], limits: Limits, found: Mode
         streams, truncated, timed_out = _collect(proc, tree, report_r, limits, start + limits.timeout)
     finally:
         tree.kill()
+        for stream in (proc.stdout, proc.stderr):
+            stream.close()
         os.close(report_r)
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -389,8 +391,6 @@ class _Tree:
         if self.token is not None:
             _kill_marked(self.token)
         self.proc.wait()
-        self.proc.stdout.close()
-        self.proc.stderr.close()
 
 
 def _kill_marked(token: str) -> None:
