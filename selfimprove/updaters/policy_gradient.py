@@ -237,6 +237,8 @@ class PolicyGradient:
             tokenizer.save_pretrained(ctx.output_dir)
             self.save_extra(unwrapped, ctx, int(metrics["steps"]))
         accelerator.wait_for_everyone()
+        del actor, policy
+        accelerator.free_memory()  # the generator loads the new policy next: leave it the GPU memory
         return {
             **metrics,
             "examples": len(ctx.examples),
