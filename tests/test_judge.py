@@ -208,3 +208,32 @@ def test_openai_errors(endpoint):
         list(closed.generate(Policy("m"), [Request("a", [])], seed=0, done=set(), tracker=Tracker(None, None)))
     with pytest.raises(UserError, match="base_url must start with http"):
         OpenAIGenerator(base_url="localhost:8000")
+
+
+class ByLength:
+    """A deterministic judge: the score is the completion's length modulo 8, read back from the prompt."""
+
+    def __init__(self, temperature: float = 1.0, max_new_tokens: int = 16):
+        pass
+
+    def generate(self, policy, requests, *, seed, done, tracker):
+        for r in requests:
+            response = r.messages[0]["content"].split("<Response>\n")[1].split("\n</Response>")[0]
+            yield [Output(r.id, f"<Score>{len(response) % 8}</Score>" if response != "?" else "no idea", 1)]
+
+
+def test_judge_meets_the_plugin_contract():
+    from selfimprove.testing import check_verifier
+
+    registries["generator"].register("by-length", ByLength)
+    try:
+        records = [
+            {"prompt": "Say hi", "completion": "hi there", "expect": True},  # 8 % 8 = 0 >= threshold 0
+            {"prompt": [{"role": "user", "content": "Q"}], "completion": "?", "expect": False},  # unparseable
+        ]
+        args = {"model": "m", "generator": "by-length", "threshold": 0.0}
+        verdicts = check_verifier(JudgeVerifier, records, args, score_range=(0.0, 7.0), garbage_fails=False)
+        assert verdicts[1].info["error"] == "unparseable judge output"
+    finally:
+        registries["generator"]._extra.pop("by-length")
+        registries["generator"]._loaded.pop("by-length")
