@@ -206,6 +206,20 @@ CASES = {
             return 0
         """)
     ),
+    "nonce_from_main_module": Case(
+        program("""
+        import __main__, os, re
+        found = set()
+        for value in vars(__main__).values():
+            code = value if hasattr(value, "co_consts") else getattr(value, "__code__", None)
+            for const in getattr(code, "co_consts", ()):
+                if isinstance(const, str) and re.fullmatch("[0-9a-f]{32}", const):
+                    found.add(const)
+        for nonce in found:
+            os.write(3, (nonce + "\\n").encode())
+        os._exit(0)
+        """)
+    ),
     # files, environment, network: the tests pass exactly when the attack works
     "read_file_outside": Case(
         "SECRET = open(SECRET_FILE).read()", tests="assert SECRET == SECRET_VALUE\n", needs=ISOLATION

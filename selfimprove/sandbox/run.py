@@ -51,9 +51,7 @@ def _job():
         os.close(job["report_fd"])
     sys.argv = ["main.py", *job["args"]]
     return compile(job["source"], "main.py", "exec")
-_code = _job()
-del _job
-exec(_code, {"__name__": "__main__", "__builtins__": __builtins__})
+exec(_job(), {"__name__": "__main__", "__builtins__": __builtins__})
 """
 
 
@@ -302,6 +300,11 @@ def _run(source: str, stdin: bytes, args: list[str], limits: Limits, found: Mode
             env=env,  # bubblewrap too: its PID 1 in the sandbox would otherwise show our environment in /proc
             start_new_session=True,  # its own process group, killed as a whole
         )
+    except BaseException:
+        os.close(report_r)
+        if workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise
     finally:
         for fd in (job_fd, report_w, stdin_fd):
             if fd is not None:
