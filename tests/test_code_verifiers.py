@@ -101,6 +101,8 @@ def test_code_arguments_are_checked():
         CodeVerifier(isolation="docker")
     with pytest.raises(UserError, match="timeout"):
         CodeVerifier(timeout=0)
+    with pytest.raises(UserError, match="workers"):
+        CodeVerifier(workers=-1)
 
 
 # -- executor --------------------------------------------------------------------------------------------

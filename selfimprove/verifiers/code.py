@@ -112,10 +112,12 @@ def why_unfinished(result: Result) -> str:
     return f"exited with code {result.returncode} before the tests finished"
 
 
-def check_isolation(isolation: str) -> str:
+def check_pool(isolation: str, workers: int) -> None:
+    """The recipe arguments shared by the sandboxed verifiers."""
     if isolation not in ISOLATIONS:
         raise UserError(f"isolation must be one of {', '.join(ISOLATIONS)}, got {isolation!r}")
-    return isolation
+    if workers < 0:
+        raise UserError(f"workers must be 0 (one per CPU) or more, got {workers}")
 
 
 class CodeVerifier:
@@ -135,8 +137,11 @@ class CodeVerifier:
         processes: int = 32,
         max_output: int = 1000,
     ):
+        check_pool(isolation, workers)
+        if max_output < 0:
+            raise UserError(f"max_output must be 0 or more, got {max_output}")
         self.limits = Limits(timeout=timeout, memory_mb=memory_mb, processes=processes)
-        self.workers, self.isolation, self.max_output = workers, check_isolation(isolation), max_output
+        self.workers, self.isolation, self.max_output = workers, isolation, max_output
 
     def verify(self, rollouts: list[Rollout]) -> list[Verdict]:
         verdicts: list[Verdict | None] = [None] * len(rollouts)

@@ -15,7 +15,7 @@ import secrets
 from selfimprove.errors import UserError
 from selfimprove.records import Rollout, Verdict
 from selfimprove.sandbox import Job, Limits, run_many
-from selfimprove.verifiers.code import check_isolation, extract_code, harness, read_report, why_unfinished
+from selfimprove.verifiers.code import check_pool, extract_code, harness, read_report, why_unfinished
 
 # Modules that reach outside the program (files, processes, network, the interpreter) or make it nondeterministic.
 BANNED_IMPORTS = (
@@ -122,8 +122,9 @@ class ExecutorVerifier:
             raise UserError(f"executor: runs must be at least 1, got {runs}")
         if not entry.isidentifier():
             raise UserError(f"executor: entry must be a Python name, got {entry!r}")
+        check_pool(isolation, workers)
         self.limits = Limits(timeout=timeout, memory_mb=memory_mb)
-        self.workers, self.isolation, self.runs, self.entry = workers, check_isolation(isolation), runs, entry
+        self.workers, self.isolation, self.runs, self.entry = workers, isolation, runs, entry
         self.banned_imports = set(BANNED_IMPORTS if banned_imports is None else banned_imports)
         self.banned_calls = set(BANNED_CALLS if banned_calls is None else banned_calls)
         self.single_def = single_def
