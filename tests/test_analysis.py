@@ -20,6 +20,17 @@ from selfimprove.config import load_recipe
 from selfimprove.loop.runner import Runner
 from selfimprove.models import Policy
 from selfimprove.records import Rollout, Verdict
+from selfimprove.registry import registries
+
+
+class LetterFirst:
+    """Passes completions that start with a letter: the tiny random model passes some samples, not all."""
+
+    def verify(self, rollouts: list[Rollout]) -> list[Verdict]:
+        return [Verdict(float(r.completion[:1].isalpha()), r.completion[:1].isalpha()) for r in rollouts]
+
+
+registries["verifier"].register("letter-first", LetterFirst)
 
 
 def _rollout(problem: str, ok: bool, tokens: int = 10) -> Rollout:
@@ -114,3 +125,22 @@ def test_analyze_difficulty_cli_reads_a_run(tmp_path: Path) -> None:
     assert out.exception is None, out.exception
     rows = [line for line in out.output.splitlines() if "%" in line]
     assert "5.0" in rows[0] and "6.0" in rows[0] and "7.0" in rows[1]  # p1 unsolved by the base: 5 -> 6 tokens
+
+
+def test_analyze_passk_of_a_zero_lora_equals_its_base(tiny_model: str, tmp_path: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), LoraConfig(r=2, target_modules=["q_proj"]))
+    model.save_pretrained(tmp_path / "zero")  # B = 0: the same policy as the base
+    args = ["analyze", "passk", "--model", tiny_model, "--adapter", str(tmp_path / "zero"), "--task", "arithmetic",
+            "--limit", "3", "--n", "4", "--max-new-tokens", "3", "--verifier", "letter-first",
+            "--json", str(tmp_path / "p.json"), "--plot", str(tmp_path / "p.png")]  # fmt: skip
+    out = CliRunner().invoke(cli, args, standalone_mode=False)
+    assert out.exception is None, out.exception
+    result = json.loads((tmp_path / "p.json").read_text())
+    assert result["ks"] == [1, 2, 4]
+    base, adapter = result["policies"]["base"], result["policies"]["adapter"]
+    assert base["counts"] == adapter["counts"] and base["pass@k"] == adapter["pass@k"]
+    assert 0 < base["pass@k"][0] < 1 and base["pass@k"] == sorted(base["pass@k"])
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"

@@ -50,13 +50,14 @@ def _print(title: str, header: list[str], rows: list[list[str]]) -> None:
 @click.option("--max-new-tokens", type=int, default=256, show_default=True)
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--system", help="A system message before each problem.")
+@click.option("--verifier", help="Verifier name [default: as selfimprove eval].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write the curves as a PNG.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the curves and per-problem counts.")
 def passk(
     models: tuple[str, ...], adapter: str | None, run_dir: str | None, iteration: int | None, task: str, split: str,
     limit: int | None, n: int, temperature: float, max_new_tokens: int, batch_size: int, system: str | None,
-    seed: int, plot: str | None, json_out: str | None,
+    verifier: str | None, seed: int, plot: str | None, json_out: str | None,
 ) -> None:  # fmt: skip
     """pass@k for k = 1, 2, 4, ... n of two policies on one task: is the trained model bounded by its base at high k?"""
     from selfimprove.analysis import passk as curves
@@ -85,9 +86,10 @@ def passk(
     generation = {"temperature": 0.0, "max_new_tokens": max_new_tokens, "batch_size": batch_size}
     ks = curves.curve_ks(n)
     spec = TaskSpec(task, split, limit)
+    sampling = Sampling(generation, n, ks, temperature, majority=False)
     results = {}
     for name, policy in pair.items():
-        result = evaluate(policy, [spec], Sampling(generation, n, ks, temperature), None, system, seed)["tasks"][task]
+        result = evaluate(policy, [spec], sampling, verifier, system, seed, show_progress=False)["tasks"][task]
         counts = [(p["n"], p["c"]) for p in result["problems"]]
         results[name] = {"pass@k": curves.curve(counts, ks), "counts": counts, "checkpoint": policy.checkpoint}
     _print(f"pass@k on {task}", ["k", *results], [[str(k), *(f"{r['pass@k'][i]:.1%}" for r in results.values())]

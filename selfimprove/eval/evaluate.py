@@ -29,6 +29,7 @@ class Sampling:
     n: int = 1
     k: Sequence[int] = ()
     temperature: float = 1.0
+    majority: bool = True  # maj@k too; its exact count grows fast with n, so pass@k curves up to 256 skip it
 
     @property
     def ks(self) -> list[int]:
@@ -74,7 +75,9 @@ def problem_records(greedy: list[Rollout], samples: list[Rollout]) -> list[dict[
     return records
 
 
-def task_metrics(greedy: list[Rollout], samples: list[Rollout], ks: Sequence[int]) -> dict[str, float]:
+def task_metrics(
+    greedy: list[Rollout], samples: list[Rollout], ks: Sequence[int], majority: bool = True
+) -> dict[str, float]:
     """Greedy accuracy and response statistics; pass@k and maj@k averaged over problems when there are samples."""
     correct = sum(map(passed, greedy))
     metrics: dict[str, Any] = {
@@ -89,7 +92,7 @@ def task_metrics(greedy: list[Rollout], samples: list[Rollout], ks: Sequence[int
     if not samples:
         return metrics
     records = problem_records(greedy, samples)
-    has_votes = any(s["vote"] is not None for p in records for s in p["samples"])
+    has_votes = majority and any(s["vote"] is not None for p in records for s in p["samples"])
     for k in ks:
         metrics[f"pass@{k}"] = sum(pass_at_k(p["n"], p["c"], k) for p in records) / len(records)
         if k > 1 and has_votes:  # maj@1 is pass@1; without parsed answers (code) there is nothing to vote on
@@ -132,4 +135,4 @@ def evaluate_task(
             stages.stage_seed(seed, "samples"), show_progress,
         )  # fmt: skip
         samples = stages.verify(run, f"{prefix}/{task}.samples.jsonl", verifier, samples)
-    return task_metrics(greedy, samples, sampling.ks), greedy, samples
+    return task_metrics(greedy, samples, sampling.ks, sampling.majority), greedy, samples
