@@ -41,7 +41,7 @@ def test_json_holds_counts_completions_and_pass_at_k(tiny_model: str, tmp_path: 
         "--model", tiny_model, "--task", "arithmetic", "--limit", "5", "--n", "4", "--k", "1,2,4",
         "--max-new-tokens", "4", "--verifier", "starts-with-letter", "--json", str(out),
     )  # fmt: skip
-    assert code == 0 and f"Wrote {out}" in text
+    assert code == 0 and f"Wrote {out}" in text and "pass@4" in text
     result = json.loads(out.read_text())["tasks"]["arithmetic"]
     problems = result["problems"]
     assert len(problems) == 5 and all(p["n"] == 4 and len(p["samples"]) == 4 for p in problems)

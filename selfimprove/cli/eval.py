@@ -109,18 +109,20 @@ def eval_command(
 
 
 def print_results(result: dict) -> None:
+    """One row per metric, one column per task."""
     from rich.table import Table
 
     from selfimprove.loop.runner import metric_columns
     from selfimprove.progress import console
 
     tasks = result["tasks"]
-    columns = list(dict.fromkeys(c for m in tasks.values() for c in metric_columns(m)))
-    table = Table(title=f"{result['checkpoint'] or result['model']}")
-    for header in ("task", "problems", *columns, "tokens", "entropy"):
-        table.add_column(header, justify="left" if header == "task" else "right")
+    keys = list(dict.fromkeys(c for m in tasks.values() for c in metric_columns(m)))
+    rows = [(key, "{:.1%}") for key in keys] + [("mean_response_tokens", "{:.0f}"), ("entropy", "{:.3f}")]
+    table = Table(title=f"{result['checkpoint'] or result['model']} ({result['split']}, n={result['n']})")
+    table.add_column("metric")
     for name, m in tasks.items():
-        cells = [f"{m[c]:.1%}" if c in m else "" for c in columns]
-        entropy = f"{m['entropy']:.3f}" if m.get("entropy") is not None else ""
-        table.add_row(name, str(len(m["problems"])), *cells, f"{m['mean_response_tokens']:.0f}", entropy)
+        table.add_column(f"{name} ({len(m['problems'])})", justify="right")
+    for key, fmt in rows:
+        values = [m.get(key) for m in tasks.values()]
+        table.add_row(key, *("" if v is None else fmt.format(v) for v in values))
     console.print(table)

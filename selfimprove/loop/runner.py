@@ -192,23 +192,20 @@ def metric_columns(metrics: dict[str, Any]) -> list[str]:
 
 
 def print_eval_table(evals: list[dict[str, Any]]) -> None:
+    """One row per task and metric, one column per iteration (metrics outnumber iterations)."""
     if not evals or not evals[0]:
         return
     table = Table(title="Held-out evaluation")
-    table.add_column("iteration", justify="right")
-    tasks = list(evals[0])
-    columns = {name: metric_columns(evals[-1].get(name, evals[0][name])) for name in tasks}
-    for name in tasks:
-        for key in columns[name]:
-            table.add_column(f"{name} {key}", justify="right")
-        table.add_column("tokens", justify="right")
-        table.add_column("entropy", justify="right")
-    for i, e in enumerate(evals):
-        cells = []
-        for name in tasks:
-            m = e.get(name, {})
-            cells += [f"{m[key]:.1%}" if key in m else "" for key in columns[name]]
-            cells.append(f"{m.get('mean_response_tokens', 0):.0f}")
-            cells.append(f"{m['entropy']:.3f}" if m.get("entropy") is not None else "")
-        table.add_row(str(i), *cells)
+    table.add_column("task", style="bold")
+    table.add_column("metric")
+    for i in range(len(evals)):
+        table.add_column(f"iter {i}", justify="right")
+    for name in evals[0]:
+        last = evals[-1].get(name, evals[0][name])
+        rows = [(key, "{:.1%}") for key in metric_columns(last)]
+        rows += [("mean_response_tokens", "{:.0f}"), ("entropy", "{:.3f}")]
+        for j, (key, fmt) in enumerate(rows):
+            values = [e.get(name, {}).get(key) for e in evals]
+            if any(v is not None for v in values):
+                table.add_row(name if j == 0 else "", key, *("" if v is None else fmt.format(v) for v in values))
     console.print(table)
