@@ -181,6 +181,11 @@ def test_bad_arguments(kwargs: dict, message: str) -> None:
         DPO(**kwargs)
 
 
+def test_an_unknown_optimizer_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="dpo: .*nope"):
+        DPO(optimizer="nope").config(context(tmp_path, "unused"), precompute=False)
+
+
 def test_a_prompt_longer_than_max_length_is_refused(tiny_model: str, tmp_path: Path) -> None:
     with pytest.raises(UserError, match="max_length is 8"):
         dpo(max_length=8).update(context(tmp_path, tiny_model))
