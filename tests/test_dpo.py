@@ -148,12 +148,14 @@ def test_full_update_changes_the_weights(tiny_model: str, tmp_path: Path) -> Non
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
-def test_resumed_update_ends_with_the_same_weights(tiny_model: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("spin", [False, True], ids=["fresh-adapter", "spin-frozen-copy"])
+def test_resumed_update_ends_with_the_same_weights(tiny_model: str, trained_adapter: str, tmp_path, spin) -> None:
     from safetensors.torch import load_file
 
-    whole = context(tmp_path / "a", tiny_model)
+    start = {"init": trained_adapter, "previous": trained_adapter} if spin else {}
+    whole = context(tmp_path / "a", tiny_model, **start)
     dpo().update(whole)
-    killed = context(tmp_path / "b", tiny_model)
+    killed = context(tmp_path / "b", tiny_model, **start)
     dpo(max_steps=1).update(killed)  # leaves checkpoint-1 in the work folder, as a kill after step 1 would
     metrics = dpo().update(killed)
     assert metrics["resumed_from_step"] == 1 and metrics["steps"] == 2
