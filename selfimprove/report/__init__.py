@@ -96,9 +96,12 @@ def eval_table(run: RunData) -> str:
 
 CAPTIONS = {
     "heldout": "Held-out {task}: greedy accuracy, and pass@k / maj@k from the eval samples when eval.n > 1.",
-    "training": "Reward (the fraction of each role's rollouts the verifier passed) and the fraction the selector kept.",
-    "length": "Mean response length: held-out greedy completions, eval samples and each training role's rollouts.",
-    "entropy": "Mean per-token entropy of the policy's next-token distribution over its own completions (at T=1).",
+    "training": "Reward (the fraction of each role's rollouts the verifier passed) and the fraction the selector kept."
+    + " Iteration k's rollouts come from the policy after iteration k-1.",
+    "length": "Mean response length: held-out greedy completions, eval samples and each training role's rollouts"
+    + " (iteration k's rollouts come from the policy after iteration k-1).",
+    "entropy": "Mean per-token entropy of the policy's next-token distribution over its own completions (at T=1);"
+    + " iteration k's training rollouts come from the policy after iteration k-1.",
     "passk": "pass@k of the first and the last iteration on {task} (the unbiased estimator over the eval samples).",
     "difficulty": "Mean response length of the base model and of iteration {it} on {task}, by base solve rate.",
     "sparsity": "Fraction of parameters each update left unchanged (|change| <= 1e-5; LoRA on the merged weights).",

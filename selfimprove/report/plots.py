@@ -32,7 +32,8 @@ def _lines(ax: Any, x: Sequence[int], series: dict[str, Sequence[float | None]],
     for name, values in series.items():
         points = [(i, v) for i, v in zip(x, values, strict=True) if v is not None]
         if points:
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
+            style = "--" if name.startswith("maj@") else "-"  # majority vote dashed beside pass@k
+            ax.plot([p[0] for p in points], [p[1] for p in points], style, marker="o", label=name)
     ax.set_xticks(list(x))
     ax.set_xlabel("iteration")
     if percent:
@@ -86,10 +87,8 @@ def length_vs_difficulty(path: Path, bins: Sequence[Bin], label: str, title: str
     width = 0.4 / len(bins)
     ax.bar([c - width / 2 for c in centers], [b.base_tokens or 0 for b in bins], width, label="base model")
     ax.bar([c + width / 2 for c in centers], [b.tokens or 0 for b in bins], width, label=label)
-    for c, b in zip(centers, bins, strict=True):
-        ax.annotate(f"{b.problems}", (c, 0), textcoords="offset points", xytext=(0, 2), ha="center", fontsize=7)
-    ax.set_xticks(centers, [f"{b.low:.0%}-{b.high:.0%}" for b in bins])
-    ax.set_xlabel("base model's solve rate (problems per bin at the bottom)")
+    ax.set_xticks(centers, [f"{b.low:.0%}-{b.high:.0%}\n{b.problems} problems" for b in bins])
+    ax.set_xlabel("base model's solve rate")
     ax.set_ylabel("mean response tokens")
     ax.set_title(title)
     ax.legend(fontsize="small")
