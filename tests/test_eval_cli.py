@@ -74,3 +74,17 @@ def test_a_run_directory_names_the_policy(tmp_path: Path) -> None:
     assert policy_from(None, None, str(run), 0).base == "/models/base"
     with pytest.raises(UserError, match="finished updates for iterations"):
         policy_from(None, None, str(run), 3)
+
+
+def test_jsonl_task_with_named_fields(tiny_model: str, tmp_path: Path) -> None:
+    data = tmp_path / "qa.jsonl"
+    data.write_text('{"prompt": "1 + 1?", "target": "2"}\n{"prompt": "2 + 2?", "target": "4"}\n')
+    out = tmp_path / "eval.json"
+    code, _ = _eval(
+        "--model", tiny_model, "--task", "jsonl", "--data", str(data), "--question-field", "prompt",
+        "--answer-field", "target", "--max-new-tokens", "3", "--json", str(out),
+    )  # fmt: skip
+    result = json.loads(out.read_text())
+    problems = result["tasks"]["jsonl"]["problems"]
+    assert code == 0 and [(p["id"], p["answer"], p["n"]) for p in problems] == [("qa-1", "2", 0), ("qa-2", "4", 0)]
+    assert result["n"] == 1 and "pass@1" not in result["tasks"]["jsonl"]  # greedy only without --n
