@@ -62,13 +62,16 @@ def passk(
     """pass@k for k = 1, 2, 4, ... n of two policies on one task: is the trained model bounded by its base at high k?"""
     from selfimprove.analysis import passk as curves
     from selfimprove.eval.evaluate import Sampling
-    from selfimprove.eval.standalone import TaskSpec, evaluate, policy_from
+    from selfimprove.eval.standalone import TaskSpec, evaluate, finished_iterations, policy_from
     from selfimprove.quiet import quiet_libraries
 
     if run_dir:
-        pair = {"iteration 0": policy_from(models[0] if models else None, None, run_dir, 0)}
-        after = policy_from(models[0] if models else None, None, run_dir, iteration)
-        pair[f"iteration {iteration if iteration is not None else 'last'}"] = after
+        model = models[0] if models else None
+        last = iteration if iteration is not None else max(finished_iterations(run_dir), default=0)
+        pair = {
+            "iteration 0": policy_from(model, None, run_dir, 0),
+            f"iteration {last}": policy_from(model, None, run_dir, last),
+        }
     elif len(models) == 2 and not adapter:
         pair = {m: policy_from(m, None, None, None) for m in models}
     elif len(models) == 1 and adapter:

@@ -48,6 +48,11 @@ class TaskSpec:
         return problems
 
 
+def finished_iterations(run: str) -> list[int]:
+    """The iterations of a run directory whose update finished."""
+    return sorted(int(p.parent.name[5:]) for p in Path(run).glob("iter-*/update.json"))
+
+
 def policy_from(model: str | None, adapter: str | None, run: str | None, iteration: int | None) -> Policy:
     """The policy named by ``--model [--adapter]`` or by a run directory's iteration (default: the last one)."""
     from selfimprove.models.embedded import resolve
@@ -67,7 +72,7 @@ def policy_from(model: str | None, adapter: str | None, run: str | None, iterati
         raise UserError(f"--run: {run} is not a run directory (no manifest.json)")
     recipe = root.read_json("manifest.json")["recipe"]
     base = resolve(model or recipe["model"])
-    done = sorted(int(p.parent.name[5:]) for p in root.root.glob("iter-*/update.json"))
+    done = finished_iterations(run)
     if iteration is None:
         iteration = done[-1] if done else 0
     if iteration == 0:
