@@ -174,7 +174,8 @@ def test_pairs_are_needed(tiny_model: str, tmp_path: Path) -> None:
     [
         ({"loss_type": "sigmod"}, "unknown loss_type"),
         ({"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0]}, "1 loss_weights for 2 loss types"),
-        ({"beta": 0.0}, "beta"),
+        ({"beta": 0.0}, "beta, learning_rate, epochs must be positive, got 0.0"),
+        ({"gradient_accumulation_steps": 0}, "gradient_accumulation_steps must be at least 1"),
         ({"max_steps": 0}, "max_steps"),
     ],
 )

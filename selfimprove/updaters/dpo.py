@@ -98,8 +98,10 @@ class DPO:
             raise UserError(f"dpo: unknown loss_type {unknown or losses}; choose from {', '.join(LOSS_TYPES)}")
         if loss_weights is not None and len(loss_weights) != len(losses):
             raise UserError(f"dpo: {len(loss_weights)} loss_weights for {len(losses)} loss types")
-        if beta <= 0 or learning_rate <= 0 or epochs <= 0 or batch_size < 1 or max_length < 2:
-            raise UserError("dpo: beta, learning_rate and epochs must be positive, batch_size at least 1")
+        if beta <= 0 or learning_rate <= 0 or epochs <= 0:
+            raise UserError(f"dpo: beta, learning_rate, epochs must be positive, got {beta}, {learning_rate}, {epochs}")
+        if batch_size < 1 or gradient_accumulation_steps < 1 or max_length < 2:
+            raise UserError("dpo: batch_size and gradient_accumulation_steps must be at least 1, max_length at least 2")
         if max_steps is not None and max_steps < 1:
             raise UserError(f"dpo: max_steps must be at least 1, got {max_steps}")
         self.beta, self.losses, self.loss_weights, self.label_smoothing = beta, losses, loss_weights, label_smoothing
