@@ -58,7 +58,8 @@ def test_bad_options_are_user_errors(tiny_model: str) -> None:
     assert _eval("--model", tiny_model, "--task", "arithmetic", "--n", "4", "--k", "1,8") == (
         2, "--k: every k must be at most --n (4), got 1,8",
     )  # fmt: skip
-    assert _eval("--model", tiny_model, "--task", "jsonl")[1].startswith("--task jsonl and --data go together")
+    assert _eval("--model", tiny_model, "--task", "jsonl")[1].startswith("--task jsonl needs its file")
+    assert _eval("--model", tiny_model, "--task", "gsm8k", "--data", "x.jsonl")[1].startswith("--data is the file")
     assert "expected comma-separated integers" in _eval("--model", tiny_model, "--task", "gsm8k", "--k", "a")[1]
 
 

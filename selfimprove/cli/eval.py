@@ -9,6 +9,9 @@ import click
 
 from selfimprove.errors import UserError
 
+# Tasks that take a local file as ``path``: --data passes it.
+FILE_TASKS = {"jsonl", "math500", "mbpp"}
+
 
 def parse_ks(text: str | None) -> list[int]:
     if not text:
@@ -51,7 +54,7 @@ sampled at --temperature and pass@k and maj@k are computed from them (unbiased, 
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--system", help="A system message before each problem.")
 @click.option("--verifier", help="Verifier name [default: code for code tasks, math or numeric for the rest].")
-@click.option("--data", type=click.Path(dir_okay=False), help="--task jsonl: the file ({split} allowed in it).")
+@click.option("--data", type=click.Path(dir_okay=False), help="File for --task jsonl, math500, mbpp.")
 @click.option("--question-field", default="question", show_default=True, help="--task jsonl: the question's key.")
 @click.option("--answer-field", default="answer", show_default=True, help="--task jsonl: the answer's key.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -90,11 +93,15 @@ def eval_command(
         raise UserError(f"--k: every k must be at most --n ({n}), got {k_text}")
     if n > 1 and temperature <= 0:
         raise UserError(f"--temperature: the --n {n} samples need a temperature > 0, got {temperature}")
-    if ("jsonl" in tasks) != (data is not None):
-        raise UserError("--task jsonl and --data go together: --task jsonl --data FILE.jsonl")
+    if "jsonl" in tasks and data is None:
+        raise UserError("--task jsonl needs its file: --task jsonl --data FILE.jsonl")
+    if data is not None and not set(tasks) & FILE_TASKS:
+        raise UserError(f"--data is the file of a task that reads one ({', '.join(sorted(FILE_TASKS))})")
     specs = []
     for name in tasks:
-        args = {"path": data, "question_field": question_field, "answer_field": answer_field} if name == "jsonl" else {}
+        args: dict = {"path": data} if name in FILE_TASKS else {}
+        if name == "jsonl":
+            args.update(question_field=question_field, answer_field=answer_field)
         specs.append(TaskSpec(name, split, limit, args))
     quiet_libraries()
     policy = policy_from(model, adapter, run_dir, iteration)
