@@ -54,7 +54,7 @@ def test_our_grpo_loss_equals_trl(tiny_model: str, tmp_path: Path, loss_type: st
         batch = Scored(prompts, completions, 0, mask, rewards, ["a", "a", "b", "b"], torch.zeros(4, width))
         batch.advantages = advantages[:, None] * mask
         weights = sequence_weights(mask.sum(-1), aggregation, MAX_COMPLETION)
-        current, _ = actor(**{k: v for k, v in _inputs(prompts, completions).items() if k != "mask"})
+        current, _ = actor(**_inputs(prompts, completions))
         # old and reference log-probs away from the current ones, so that clipping and KL both matter
         batch.old_logps = (current + 0.3 * torch.randn_like(current)) * mask
         batch.ref_logps = (current + 0.5 * torch.randn_like(current)) * mask

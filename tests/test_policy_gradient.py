@@ -145,3 +145,33 @@ def test_qlora_grpo_step_on_cuda(tiny_model: str, tmp_path: Path) -> None:
     metrics = GRPO(learning_rate=1e-2).update(context(tiny_model, tmp_path / "out", adapter=Adapter("qlora")))
     assert math.isfinite(metrics["loss"])
     assert any(v.abs().max() > 0 for k, v in adapter_weights(tmp_path / "out").items() if "lora_B" in k)
+
+
+def test_chunked_log_probs_equal_the_direct_ones_with_gradients() -> None:
+    from selfimprove.updaters.policy_gradient import token_logps
+
+    torch.manual_seed(0)
+    head = torch.nn.Linear(4, 11, bias=False)
+    hidden = torch.randn(10, 4, requires_grad=True)
+    targets = torch.randint(0, 11, (10,))
+    direct = torch.log_softmax(head(hidden) / 0.7, -1).gather(-1, targets[:, None]).squeeze(-1)
+    chunked = token_logps(head, hidden, targets, 0.7, chunk=3)
+    assert torch.allclose(direct, chunked, atol=1e-6)
+    grads = [torch.autograd.grad(x.sum(), [hidden, head.weight]) for x in (direct, chunked)]
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*grads, strict=True))
+
+
+def test_models_with_scaled_logits_use_their_own_forward(tiny_model: str) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from selfimprove.updaters.policy_gradient import Actor, collate
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    split = Actor(model)
+    model.config.final_logit_softcapping = 30.0  # Llama ignores it; the actor then takes the model's forward
+    whole = Actor(model)
+    assert split.split is not None and whole.split is None
+    inputs = collate([[5, 6, 7], [8, 9]], [[10, 11], [12, 13, 14, 15]], 0)
+    with torch.no_grad():
+        a, b = split(**inputs)[0], whole(**inputs)[0]
+    assert torch.allclose(a, b, atol=1e-5) and (a[0, 2:] == 0).all()
