@@ -118,8 +118,8 @@ def entropy(run_dir: str) -> None:
     series = entropy_by_iteration(run)
     if not series:
         raise UserError(f"{run_dir} logged no entropy (runs before entropy logging, or a generator without it)")
-    rows = [[str(it), *("" if v[it] is None else f"{v[it]:.4f}" for v in series.values())] for it in run.iterations]
-    _print("policy token entropy (nats)", ["iteration", *series], rows)
+    rows = [[name, *("" if v is None else f"{v:.4f}" for v in values)] for name, values in series.items()]
+    _print("policy token entropy (nats per token)", ["", *(f"iter {it}" for it in run.iterations)], rows)
 
 
 @analyze.command()
