@@ -251,6 +251,10 @@ def _trainer_class() -> type:
         with its special tokens (a second BOS on Llama-style templates), or messages through the chat template
         including the end of the assistant turn. Our pairs are tokenized exactly as the generator saw the prompt
         and as the SFT updater trains, so that step is skipped; TRL's collator truncates to ``max_length``.
+
+        A step costs about 1.2x a bare PyTorch DPO step on CPU (benchmarks/dpo_step.py, SmolLM2-135M with LoRA,
+        4 pairs of 133 tokens: 42.7 vs 36.6 s, measured under load); the difference is mostly its LM head also
+        computing entropy and logged metrics. That is kept for TRL's losses, reference handling and checkpoints.
         """
 
         def _prepare_dataset(self, dataset: Any, *args: Any, **kwargs: Any) -> Any:
