@@ -128,7 +128,7 @@ def test_lora_update_trains_and_saves_only_the_policy_adapter(tiny_model: str, t
 
     ctx = context(tmp_path, tiny_model, init=trained_adapter, previous=trained_adapter)
     metrics = dpo().update(ctx)
-    assert metrics["steps"] == 2 and metrics["pairs"] == 4
+    assert metrics["steps"] == 2 and metrics["examples"] == 4
     assert all(math.isfinite(metrics[k]) for k in ("loss", "reward_margin", "reward_accuracy"))
     assert not (ctx.output_dir / "ref").exists()
     before = load_file(Path(trained_adapter) / "adapter_model.safetensors")

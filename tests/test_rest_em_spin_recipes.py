@@ -81,7 +81,7 @@ def test_tiny_spin_pairs_the_real_solution_with_the_models_answer(tiny_model: st
     _, update, run = run_one_iteration(ROOT / "recipes" / "tiny" / "spin.yaml", tmp_path, [f"model={tiny_model}"])
     rollouts = {r["id"]: r for r in jsonl(run / "iter-001" / "verified-solver.jsonl")}
     selected = jsonl(run / "iter-001" / "selected.jsonl")
-    assert update["pairs"] == len(selected) == 4
+    assert update["examples"] == len(selected) == 4
     for e in selected:
         rollout = rollouts[e["id"]]
         assert e["rejected"] == rollout["completion"]

@@ -222,7 +222,7 @@ class DPO:
             "reward_margin": mean("rewards/margins"),
             "reward_accuracy": mean("rewards/accuracies"),
             "steps": trainer.state.global_step,
-            "pairs": len(ctx.examples),
+            "examples": len(ctx.examples),  # pairs
             "seconds": time.perf_counter() - start,
             "resumed_from_step": int(resume.name.split("-")[1]) if resume else 0,
         }
