@@ -10,7 +10,7 @@ import torch
 from selfimprove.objectives.advantages import group_advantages
 from selfimprove.objectives.losses import sequence_weights
 from selfimprove.updaters.grpo import GRPO
-from selfimprove.updaters.policy_gradient import Actor, Scored, pad_rows
+from selfimprove.updaters.policy_gradient import Actor, RolloutBatch, pad_rows
 
 MAX_COMPLETION = 7
 
@@ -51,7 +51,7 @@ def test_our_grpo_loss_equals_trl(tiny_model: str, tmp_path: Path, loss_type: st
     with torch.no_grad():
         ours = GRPO(beta=beta, loss_aggregation=aggregation, max_completion_length=MAX_COMPLETION, epsilon=0.2)
         actor = Actor(model)
-        batch = Scored(prompts, completions, 0, mask, rewards, ["a", "a", "b", "b"], torch.zeros(4, width))
+        batch = RolloutBatch(prompts, completions, 0, mask, rewards, ["a", "a", "b", "b"], torch.zeros(4, width))
         batch.advantages = advantages[:, None] * mask
         weights = sequence_weights(mask.sum(-1), aggregation, MAX_COMPLETION)
         current, _ = actor(**_inputs(prompts, completions))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from selfimprove.objectives.advantages import group_advantages, group_ids
 from selfimprove.objectives.kl import Estimator
 from selfimprove.objectives.losses import Aggregation
-from selfimprove.updaters.policy_gradient import PolicyGradient, Scored
+from selfimprove.updaters.policy_gradient import PolicyGradient, RolloutBatch
 
 
 class GRPO(PolicyGradient):
@@ -45,6 +45,6 @@ class GRPO(PolicyGradient):
         )  # fmt: skip
         self.scale_rewards = scale_rewards
 
-    def advantages(self, batch: Scored) -> None:
+    def advantages(self, batch: RolloutBatch) -> None:
         advantages = group_advantages(batch.rewards, group_ids(batch.groups), scale=self.scale_rewards)
         batch.advantages = advantages[:, None] * batch.mask

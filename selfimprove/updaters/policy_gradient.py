@@ -39,7 +39,7 @@ from selfimprove.updaters import UpdateContext
 
 
 @dataclass
-class Scored:
+class RolloutBatch:
     """The batch after step 2 and 3: per-token tensors (N, C), right-padded to the longest completion."""
 
     prompts: list[list[int]]
@@ -216,14 +216,14 @@ class PolicyGradient:
     def needs_reference(self) -> bool:
         return self.beta > 0
 
-    def advantages(self, batch: Scored) -> None:
+    def advantages(self, batch: RolloutBatch) -> None:
         """Fill ``batch.advantages`` (N, C) (and, with a critic, ``batch.returns``)."""
         raise NotImplementedError
 
     def value_head(self, policy: Any, init: str | None) -> torch.nn.Module | None:
         return None
 
-    def critic_loss(self, values: torch.Tensor, batch: Scored, rows: list[int], weights: torch.Tensor) -> Any:
+    def critic_loss(self, values: torch.Tensor, batch: RolloutBatch, rows: list[int], weights: torch.Tensor) -> Any:
         return None
 
     def save_extra(self, actor: Actor, ctx: UpdateContext, steps: int) -> None:
@@ -293,7 +293,7 @@ class PolicyGradient:
         completions: list[list[int]],
         pad_id: int,
         reference: list[torch.Tensor] | None = None,
-    ) -> tuple[Scored, dict[str, float]]:
+    ) -> tuple[RolloutBatch, dict[str, float]]:
         """Score the rollouts, compute advantages and train the loaded ``actor``: the update without I/O."""
         old_logps = old_values = None
         if self.needs_old_scores(len(prompts)):
@@ -302,7 +302,7 @@ class PolicyGradient:
             with actor.policy.disable_adapter():  # LoRA's reference is the base model, without a second copy
                 reference = self._score(accelerator, actor, prompts, completions, pad_id)[0]
         width = max(map(len, completions))
-        batch = Scored(
+        batch = RolloutBatch(
             prompts, completions, pad_id, pad_rows([torch.ones(len(c)) for c in completions], width),
             torch.tensor([float(e.reward) for e in ctx.examples]), [e.group or e.id for e in ctx.examples],
             pad_rows(old_logps, width) if old_logps is not None else None,
@@ -347,7 +347,7 @@ class PolicyGradient:
             groups.append({"params": list(actor.value_head.parameters()), "lr": self.critic_learning_rate})
         return torch.optim.AdamW(groups, weight_decay=self.weight_decay)
 
-    def _train(self, accelerator: Any, actor: Actor, batch: Scored, ctx: UpdateContext) -> dict[str, float]:
+    def _train(self, accelerator: Any, actor: Actor, batch: RolloutBatch, ctx: UpdateContext) -> dict[str, float]:
         optimizer = self._optimizer(actor)
         actor.train()
         actor, optimizer = accelerator.prepare(actor, optimizer)
@@ -413,7 +413,7 @@ class PolicyGradient:
     def loss(
         self,
         actor: Any,
-        batch: Scored,
+        batch: RolloutBatch,
         rows: list[int],
         weights: torch.Tensor,
         value_weights: torch.Tensor | None = None,

@@ -12,7 +12,7 @@ from selfimprove.objectives.advantages import gae, terminal_rewards, whiten
 from selfimprove.objectives.kl import Estimator, kl_estimate
 from selfimprove.objectives.losses import Aggregation, clipped_value_loss
 from selfimprove.updaters import UpdateContext
-from selfimprove.updaters.policy_gradient import Actor, PolicyGradient, Scored
+from selfimprove.updaters.policy_gradient import Actor, PolicyGradient, RolloutBatch
 
 VALUE_HEAD = "value_head.pt"
 
@@ -86,14 +86,14 @@ class PPO(PolicyGradient):
     def warming_up(self, step: int) -> bool:
         return self.steps_before + step < self.critic_warmup_steps
 
-    def advantages(self, batch: Scored) -> None:
+    def advantages(self, batch: RolloutBatch) -> None:
         token_rewards = terminal_rewards(batch.rewards, batch.mask)
         if self.kl_coef > 0:
             token_rewards = token_rewards - self.kl_coef * kl_estimate(batch.old_logps, batch.ref_logps, "k1")
         advantages, batch.returns = gae(token_rewards, batch.old_values, batch.mask, self.gamma, self.lam)
         batch.advantages = whiten(advantages, batch.mask) if self.whiten_advantages else advantages
 
-    def critic_loss(self, values: torch.Tensor, batch: Scored, rows: list[int], weights: torch.Tensor) -> Any:
+    def critic_loss(self, values: torch.Tensor, batch: RolloutBatch, rows: list[int], weights: torch.Tensor) -> Any:
         c = values.size(1)
         old, returns = batch.old_values[rows, :c].to(values.device), batch.returns[rows, :c].to(values.device)
         return (clipped_value_loss(values, old, returns, self.value_clip) * weights).sum()

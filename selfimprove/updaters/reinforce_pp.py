@@ -7,7 +7,7 @@ from typing import Literal
 from selfimprove.objectives.advantages import group_ids, reinforce_pp_advantages, terminal_rewards
 from selfimprove.objectives.kl import Estimator, kl_estimate
 from selfimprove.objectives.losses import Aggregation
-from selfimprove.updaters.policy_gradient import PolicyGradient, Scored
+from selfimprove.updaters.policy_gradient import PolicyGradient, RolloutBatch
 
 
 class ReinforcePP(PolicyGradient):
@@ -56,7 +56,7 @@ class ReinforcePP(PolicyGradient):
     def needs_old_scores(self, n: int) -> bool:
         return self.kl_coef > 0 or super().needs_old_scores(n)
 
-    def advantages(self, batch: Scored) -> None:
+    def advantages(self, batch: RolloutBatch) -> None:
         token_rewards = terminal_rewards(batch.rewards, batch.mask)
         if self.kl_coef > 0:
             token_rewards = token_rewards - self.kl_coef * kl_estimate(batch.old_logps, batch.ref_logps, "k1")
