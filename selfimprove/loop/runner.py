@@ -10,10 +10,11 @@ from typing import Any
 
 from rich.table import Table
 
-from selfimprove.config.schema import Component, Recipe, Role
+from selfimprove.config.schema import Component, Logging, Recipe, Role
 from selfimprove.errors import UserError
 from selfimprove.eval.evaluate import Sampling, evaluate_task, mean
 from selfimprove.loop import manifest, stages
+from selfimprove.loop.processes import process_rank, wait_for
 from selfimprove.loop.rundir import RunDir
 from selfimprove.models import Policy
 from selfimprove.models.embedded import resolve
@@ -25,12 +26,15 @@ from selfimprove.updaters import UpdateContext
 
 
 class Runner:
-    def __init__(self, recipe: Recipe, run_dir: str | Path, show_progress: bool = True):
+    def __init__(self, recipe: Recipe, run_dir: str | Path, show_progress: bool = True, rank: int | None = None):
         self.recipe = recipe
         self.run = RunDir(run_dir)
-        self.show_progress = show_progress
+        self.is_main = (process_rank() if rank is None else rank) == 0
+        self.show_progress = show_progress and self.is_main
         self.seed = recipe.loop.seed
-        self.trackers = Trackers(recipe.logging, self.run.root, recipe.resolved)  # a missing package fails here
+        # A missing package fails here. Only the main process logs: the others would open second W&B runs.
+        logging = recipe.logging if self.is_main else Logging()
+        self.trackers = Trackers(logging, self.run.root, recipe.resolved)
 
     # -- setup -----------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -46,7 +50,8 @@ class Runner:
         # Read every data set before loading a model, so bad data fails in seconds, not after a model load.
         self.problems = {"train": self.load_problems(self.recipe.task)}
         self.problems.update({f"eval:{t.name}": self.load_problems(t) for t in self.recipe.eval.tasks})
-        self.run.write_json("manifest.json", manifest.build(self.recipe, sys.argv))
+        if self.is_main:
+            self.run.write_json("manifest.json", manifest.build(self.recipe, sys.argv))
         self.base = resolve(self.recipe.model)
         self.generator = self.recipe.generator.build()
         self.verifier = self.recipe.verifier.build()
@@ -78,6 +83,10 @@ class Runner:
 
     def iteration(self, it: int, policy: Policy) -> Policy:
         d = f"iter-{it:03d}"
+        if not self.is_main:
+            wait_for(self.run.path(d, "selected.jsonl"))
+            examples = [Example(**r) for r in self.run.read_jsonl(f"{d}/selected.jsonl")]
+            return self.update(it, policy, examples + self.replayed(it))
         problems = self.problems["train"]
         earlier: dict[str, list[Rollout]] = {}
         for role in self.recipe.roles:
@@ -119,8 +128,9 @@ class Runner:
             info = self.run.read_json(f"{d}/update.json")
             return Policy(self.base, str(final) if info.get("checkpoint") else init)
         if not examples:
-            console.print(f"[yellow]iteration {it}: no examples selected; skipping the update[/]")
-            self.run.write_json(f"{d}/update.json", {"checkpoint": False, "examples": 0})
+            if self.is_main:
+                console.print(f"[yellow]iteration {it}: no examples selected; skipping the update[/]")
+                self.run.write_json(f"{d}/update.json", {"checkpoint": False, "examples": 0})
             return Policy(self.base, init)
         tmp = self.run.path(d, "checkpoint.tmp")
         ctx = UpdateContext(
@@ -130,6 +140,8 @@ class Runner:
         )  # fmt: skip
         with stages.Timer() as t:
             metrics = self.recipe.updater.build().update(ctx)
+        if not self.is_main:  # the main process saved the checkpoint; it commits it and records the update
+            return Policy(self.base, str(final))
         self.run.commit_dir(tmp, final)
         shutil.rmtree(ctx.work_dir, ignore_errors=True)
         self.run.write_json(f"{d}/update.json", {"checkpoint": True, **metrics})
@@ -173,6 +185,10 @@ class Runner:
     def execute(self) -> dict[str, Any]:
         self.start()
         policy = Policy(self.base)
+        if not self.is_main:
+            for it in range(1, self.recipe.loop.iterations + 1):
+                policy = self.iteration(it, policy)
+            return {}
         evals = [self.evaluate(0, policy)]
         self.write_summary(evals)
         print_eval_table(evals)
