@@ -130,9 +130,9 @@ class RecordingUpdater(SFT):
 def test_other_processes_join_only_the_update(write_recipe, tiny_model: str, tmp_path: Path) -> None:
     """Under `accelerate launch` rank 1 generates nothing and evaluates nothing: it waits for rank 0's selected
     examples and runs the same update."""
-    registries["updater"].register("recording", RecordingUpdater)
+    registries["updater"].register("rank-recording", RecordingUpdater)
     RecordingUpdater.calls = []
-    recipe = _recipe(write_recipe, tiny_model, iterations=2, extra=["updater.name=recording"])
+    recipe = _recipe(write_recipe, tiny_model, iterations=2, extra=["updater.name=rank-recording"])
     run = tmp_path / "run"
     other = threading.Thread(target=Runner(recipe, run, show_progress=False, rank=1).execute, name="rank-1")
     other.start()
