@@ -57,3 +57,20 @@ def test_logged_entropy_equals_a_forward_pass_over_the_completion(tiny_model: st
 def test_entropy_can_be_switched_off(tiny_model: str) -> None:
     outputs = _outputs(HFGenerator(max_new_tokens=3, entropy=False), tiny_model, _requests(2))
     assert all(o.entropy is None for o in outputs)
+
+
+def test_recorder_matches_the_definition_with_masked_logits() -> None:
+    import torch
+
+    from selfimprove.generators.hf import EntropyRecorder
+
+    logits = torch.randn(3, 50)
+    logits[0, :10] = float("-inf")  # tokens an earlier processor banned: probability 0, no contribution
+    logits[2] = 0.0  # uniform over 50 tokens
+    recorder = EntropyRecorder()
+    assert recorder(None, logits) is logits
+    recorder(None, logits)
+    expected = torch.special.entr(torch.softmax(logits, dim=-1)).sum(-1)
+    got = recorder.means([2, 1, 2])
+    assert got == pytest.approx(expected.tolist(), rel=1e-5) and got[2] == pytest.approx(math.log(50), rel=1e-6)
+    assert recorder.means([0, 1, 1])[0] is None

