@@ -237,3 +237,15 @@ def test_judge_meets_the_plugin_contract():
     finally:
         registries["generator"]._extra.pop("by-length")
         registries["generator"]._loaded.pop("by-length")
+
+
+def test_policy_judges_its_own_rollouts(scripted):
+    """``model: policy`` is LSP-style self-reward: the loop hands the judge the policy that generated the rollouts."""
+    scripted.REPLIES = ["<Score>6</Score>"]
+    judge = JudgeVerifier(model="policy", generator="scripted", threshold=5)
+    with pytest.raises(UserError, match="current policy"):
+        judge.verify([rollout("4")])
+    current = Policy("/base", "/run/iter-001/checkpoint")
+    judge.use_policy(current)
+    (verdict,) = judge.verify([rollout("4")])
+    assert verdict.passed and scripted.seen[-1][0] is current

@@ -147,3 +147,22 @@ def test_other_processes_join_only_the_update(write_recipe, tiny_model: str, tmp
         ids = [r["id"] for r in _jsonl(run / f"iter-{it:03d}" / "verified-rationale.jsonl")]
         assert len(ids) == len(set(ids)) == 8
     assert len(json.loads((run / "summary.json").read_text())["iterations"]) == 3
+
+
+class PolicyAware(ByRole):
+    """Records the policies the loop hands it (a judge with ``model: policy`` scores with them)."""
+
+    given: list[str | None] = []
+
+    def use_policy(self, policy) -> None:
+        PolicyAware.given.append(policy.checkpoint)
+
+
+def test_verifiers_that_ask_get_the_current_policy(write_recipe, tiny_model: str, tmp_path: Path) -> None:
+    registries["verifier"].register("policy-aware", PolicyAware)
+    PolicyAware.given = []
+    recipe = _recipe(write_recipe, tiny_model, extra=["verifier.name=policy-aware"])
+    Runner(recipe, tmp_path / "run", show_progress=False).execute()
+    checkpoint = str(tmp_path / "run" / "iter-001" / "checkpoint")
+    # iteration 0's eval, both roles of iteration 1 (the base model generated them), iteration 1's eval
+    assert PolicyAware.given == [None, None, None, checkpoint]

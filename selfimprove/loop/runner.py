@@ -96,6 +96,8 @@ class Runner:
                     self.run, f"{d}/rollouts-{role.name}.jsonl", self._generator_for(role.generation), policy,
                     jobs, role.name, role.n, stages.stage_seed(self.seed, it, role.name), self.show_progress,
                 )  # fmt: skip
+                if hasattr(self.verifier, "use_policy"):  # a judge that scores with the current policy
+                    self.verifier.use_policy(policy)
                 rollouts = stages.verify(self.run, f"{d}/verified-{role.name}.jsonl", self.verifier, rollouts)
             earlier[role.name] = rollouts
             self._metric(it, f"generate:{role.name}", t.seconds, {
@@ -158,6 +160,8 @@ class Runner:
         role = self.recipe.role(spec.prompt_from) if spec.prompt_from else self.recipe.roles[0]
         sampling = Sampling(spec.generation, spec.n, spec.k, spec.temperature)
         verifier = spec.verifier.build() if spec.verifier else self.verifier
+        if hasattr(verifier, "use_policy"):
+            verifier.use_policy(policy)
         results: dict[str, dict[str, float]] = {}
         for task in spec.tasks:
             problems = self.problems[f"eval:{task.name}"]

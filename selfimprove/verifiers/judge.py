@@ -32,8 +32,9 @@ class JudgeVerifier:
         checkpoint: str | None = None,
         seed: int = 0,
     ):
-        """``model``: an embedded alias, a local folder or hub id (``hf``), or the endpoint's model name
-        (``openai``). ``template`` replaces the rubric's prompt; ``threshold`` defaults to a perfect score."""
+        """``model``: an embedded alias, a local folder or hub id (``hf``), the endpoint's model name
+        (``openai``), or ``policy``: the loop's current policy judges its own rollouts (self-reward).
+        ``template`` replaces the rubric's prompt; ``threshold`` defaults to a perfect score."""
         if rubric not in RUBRICS:
             raise UserError(f"judge: unknown rubric '{rubric}'. Rubrics: {', '.join(RUBRICS)}")
         self.template = template or RUBRICS[rubric].template
@@ -53,6 +54,11 @@ class JudgeVerifier:
         except TypeError as exc:  # an argument the generator does not take
             raise UserError(f"judge: generation settings for generator '{generator}': {exc}") from None
         self.model, self.checkpoint, self.seed = model, checkpoint, seed
+        self.policy: Policy | None = None
+
+    def use_policy(self, policy: Policy) -> None:
+        """The loop calls this before each verify stage with the policy that generated the rollouts."""
+        self.policy = policy
 
     def prompt(self, rollout: Rollout) -> str:
         users = [m["content"] for m in rollout.prompt if m.get("role") == "user"]
@@ -66,7 +72,12 @@ class JudgeVerifier:
     def verify(self, rollouts: list[Rollout]) -> list[Verdict]:
         from selfimprove.models.embedded import resolve
 
-        policy = Policy(resolve(self.model), self.checkpoint)
+        if self.model == "policy":
+            if self.policy is None:
+                raise UserError("judge: model 'policy' needs the loop's current policy; outside a run, name a model")
+            policy = self.policy
+        else:
+            policy = Policy(resolve(self.model), self.checkpoint)
         requests = [Request(str(i), [{"role": "user", "content": self.prompt(r)}]) for i, r in enumerate(rollouts)]
         texts: dict[str, str] = {}
         for batch in self.generator.generate(policy, requests, seed=self.seed, done=set(), tracker=Tracker(None, None)):
