@@ -29,7 +29,7 @@ from selfimprove.progress import track
 from selfimprove.prompts import render_chat
 from selfimprove.records import Example
 from selfimprove.updaters import UpdateContext
-from selfimprove.updaters.sft import _progress_callback, epoch_order, last_complete_checkpoint
+from selfimprove.updaters.sft import _progress_callback, epoch_order, last_complete_checkpoint, loop_trainer_settings
 
 # TRL 1.16's ``DPOConfig.loss_type`` values (checked here, at recipe validation, without importing TRL).
 LOSS_TYPES = (
@@ -113,13 +113,11 @@ class DPO:
         self.gradient_checkpointing, self.save_steps = gradient_checkpointing, save_steps
 
     def config(self, ctx: UpdateContext, precompute: bool) -> Any:
-        import torch
         from trl import DPOConfig
 
-        cuda = torch.cuda.is_available()
         try:
             return DPOConfig(
-                output_dir=str(ctx.work_dir),
+                **loop_trainer_settings(ctx, self.save_steps),
                 beta=self.beta,
                 loss_type=self.losses,
                 loss_weights=self.loss_weights,
@@ -127,8 +125,6 @@ class DPO:
                 max_length=self.max_length,
                 precompute_ref_log_probs=precompute,
                 learning_rate=self.learning_rate,
-                num_train_epochs=1,
-                train_sampling_strategy="sequential",  # the order is ours: see sft.epoch_order
                 per_device_train_batch_size=self.batch_size,
                 gradient_accumulation_steps=self.gradient_accumulation_steps,
                 optim=self.optimizer,
@@ -136,17 +132,6 @@ class DPO:
                 warmup_steps=self.warmup,
                 weight_decay=self.weight_decay,
                 gradient_checkpointing=self.gradient_checkpointing,
-                bf16=cuda,
-                use_cpu=not cuda,
-                seed=ctx.seed,
-                data_seed=ctx.seed,
-                save_strategy="steps",
-                save_steps=self.save_steps,
-                save_total_limit=1,
-                logging_steps=1,
-                report_to="none",
-                disable_tqdm=True,
-                dataloader_num_workers=0,
             )
         except ValueError as exc:  # an optimizer or scheduler name transformers does not know, ...
             raise UserError(f"dpo: {exc}") from None

@@ -55,7 +55,6 @@ class SFT:
         )
 
     def update(self, ctx: UpdateContext) -> dict[str, float]:
-        import torch
         from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
 
         from selfimprove.models.loading import load_for_training, load_tokenizer
@@ -69,28 +68,14 @@ class SFT:
             total = math.ceil(len(ctx.examples) * self.epochs * growth / per_step) * per_step
         tokenizer = load_tokenizer(ctx.base)
         rows = [tokenize(tokenizer, e, self.max_length) for e in epoch_order(ctx.examples, total, ctx.seed)]
-        cuda = torch.cuda.is_available()
         config = TrainingArguments(
-            output_dir=str(ctx.work_dir),
+            **loop_trainer_settings(ctx, self.save_steps),
             learning_rate=self.learning_rate,
-            num_train_epochs=1,
-            train_sampling_strategy="sequential",  # the order is ours: see epoch_order
             per_device_train_batch_size=self.batch_size,
             gradient_accumulation_steps=self.gradient_accumulation_steps,
             lr_scheduler_type=self.lr_scheduler,
             warmup_steps=self.warmup,
             weight_decay=self.weight_decay,
-            bf16=cuda,
-            use_cpu=not cuda,
-            seed=ctx.seed,
-            data_seed=ctx.seed,
-            save_strategy="steps",
-            save_steps=self.save_steps,
-            save_total_limit=1,
-            logging_steps=1,
-            report_to="none",
-            disable_tqdm=True,
-            dataloader_num_workers=0,
             remove_unused_columns=False,
         )
         set_seed(ctx.seed)  # before the adapter is created: LoRA's A matrices are drawn at random
@@ -117,6 +102,30 @@ class SFT:
             "seconds": time.perf_counter() - start,
             "resumed_from_step": int(resume.name.split("-")[1]) if resume else 0,
         }
+
+
+def loop_trainer_settings(ctx: UpdateContext, save_steps: int) -> dict[str, Any]:
+    """The Trainer settings every Trainer-based updater shares: one pass over our pre-laid epoch order
+    (``epoch_order``), seeded, checkpointing into ``ctx.work_dir`` for resume, silent (our progress bar)."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return {
+        "output_dir": str(ctx.work_dir),
+        "num_train_epochs": 1,
+        "train_sampling_strategy": "sequential",  # the order is ours: see epoch_order
+        "bf16": cuda,
+        "use_cpu": not cuda,
+        "seed": ctx.seed,
+        "data_seed": ctx.seed,
+        "save_strategy": "steps",
+        "save_steps": save_steps,
+        "save_total_limit": 1,
+        "logging_steps": 1,
+        "report_to": "none",
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+    }
 
 
 def tokenize(tokenizer: Any, example: Example, max_length: int) -> dict[str, list[int]]:
