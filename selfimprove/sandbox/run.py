@@ -4,11 +4,16 @@ A run starts ``python -I -S -B`` (no site-packages, no environment variables rea
 standard library only, and a fast start) on a small fixed bootstrap. The bootstrap reads the job (source,
 limits, uid) from an anonymous file, sets the limits, drops to the run's own uid where it can, and executes the
 source as ``__main__``. File descriptor 3 is a report channel to the caller (``Result.report``), which the
-verifiers use to prove that their test code ran to its end (see ``selfimprove/verifiers/code.py``).
+verifiers use to send their verdicts (see ``selfimprove/verifiers/code.py``).
+
+``run_pair`` runs two programs at once, each in a sandbox of its own, connected by two pipes: a driver, which
+has the report channel, and a program, which has none. The code verifier runs the untrusted code as the program
+and its tests as the driver, so nothing the untrusted code can reach holds the channel that carries the verdict.
 """
 
 from __future__ import annotations
 
+import fcntl
 import marshal
 import os
 import secrets
@@ -21,9 +26,10 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from selfimprove.errors import UserError
 from selfimprove.sandbox import bwrap
@@ -31,8 +37,10 @@ from selfimprove.sandbox.limits import MB, Limits
 
 ISOLATIONS = ("auto", "bwrap", "none")
 REPORT_FD = 3
+PEER_IN_FD, PEER_OUT_FD = 4, 5  # in a pair: what the other program writes, and the way to it
 REPORT_CAP = 1024 * 1024
 UID_BASE = 1 << 30  # far above any real account; one uid per concurrent run of this process
+T, R = TypeVar("T"), TypeVar("R")
 
 # marshal, not json: it is built in, and importing json would cost a run more time than bubblewrap does.
 BOOTSTRAP = """\
@@ -46,9 +54,9 @@ def _job():
         os.setgroups([])
         os.setresgid(job["uid"], job["uid"], job["uid"])
         os.setresuid(job["uid"], job["uid"], job["uid"])
-    if job["report_fd"] != 3:
-        os.dup2(job["report_fd"], 3)
-        os.close(job["report_fd"])
+    for target, fd in job["fds"]:
+        os.dup2(fd, target)
+        os.close(fd)
     sys.argv = ["main.py", *job["args"]]
     return compile(job["source"], "main.py", "exec")
 exec(_job(), {"__name__": "__main__", "__builtins__": __builtins__})
@@ -165,7 +173,7 @@ def _trial(candidate: Mode) -> str | None:
     """Run a program the way every run will be run; None when it worked, else what went wrong."""
     slot = _slots.acquire()
     try:
-        result = _run("print('ok')", b"", [], Limits(timeout=30), candidate, slot)
+        result = _run(Job("print('ok')"), Limits(timeout=30), candidate, slot)
     except OSError as exc:
         return str(exc)
     finally:
@@ -263,19 +271,129 @@ def run_python(
     found = mode(isolation)
     slot = _slots.acquire()
     try:
-        return _run(source, stdin, list(args), limits, found, slot)
+        return _run(Job(source, stdin, list(args)), limits, found, slot)
     finally:
         _slots.release(slot)
 
 
-def _run(source: str, stdin: bytes, args: list[str], limits: Limits, found: Mode, slot: int) -> Result:
+def run_pair(
+    driver: Job,
+    program: Job,
+    limits: Limits | None = None,
+    program_limits: Limits | None = None,
+    isolation: str = "auto",
+) -> tuple[Result, Result]:
+    """Run ``driver`` and ``program`` at once, each in a sandbox of its own (its own namespaces, and where runs
+    get uids, its own uid), connected by two pipes: each reads what the other writes on file descriptor 4 and
+    writes to the other on descriptor 5. Only the driver has the report channel (descriptor 3).
+
+    One wall-clock deadline, ``limits.timeout`` from the start, ends both; when the driver ends, the program is
+    killed. Each runs under its own limits (``program_limits`` defaults to ``limits``). Results: the driver's,
+    then the program's."""
+    limits = limits or Limits()
+    found = mode(isolation)
+    slots = [_slots.acquire()]
+    try:
+        slots.append(_slots.acquire())
+        to_program, to_driver = os.pipe(), os.pipe()
+        specs = [
+            _Spec(driver, limits, {PEER_IN_FD: to_driver[0], PEER_OUT_FD: to_program[1]}, report=True),
+            _Spec(program, program_limits or limits, {PEER_IN_FD: to_program[0], PEER_OUT_FD: to_driver[1]}),
+        ]
+        driver_result, program_result = _run_group(specs, found, slots)
+        return driver_result, program_result
+    finally:
+        for slot in slots:
+            _slots.release(slot)
+
+
+def _run(job: Job, limits: Limits, found: Mode, slot: int) -> Result:
+    return _run_group([_Spec(job, limits, {}, report=True)], found, [slot])[0]
+
+
+@dataclass
+class _Spec:
+    """One process of a group: its job, its limits, and descriptors it inherits (its number -> ours; ours are
+    closed once the group has started, or failed to)."""
+
+    job: Job
+    limits: Limits
+    fds: dict[int, int]
+    report: bool = False  # a report channel on descriptor 3
+
+
+@dataclass
+class _Started:
+    """A process of a group while it runs."""
+
+    proc: subprocess.Popen
+    tree: _Tree
+    report_r: int | None
+    workdir: str | None
+    cap: int  # bytes kept of stdout and of stderr
+    bufs: dict[str, bytearray] = field(default_factory=lambda: {"stdout": bytearray(), "stderr": bytearray()})
+    truncated: bool = False
+    timed_out: bool = False
+
+
+def _run_group(specs: list[_Spec], found: Mode, slots: list[int]) -> list[Result]:
+    """Start every process of ``specs`` (the first is the leader: the others are killed when it ends) under one
+    deadline, the leader's timeout, and collect what each did."""
+    for spec in specs:
+        spec.fds = {target: _high(fd) for target, fd in spec.fds.items()}
+    started: list[_Started] = []
+    start = time.monotonic()
+    try:
+        for spec, slot in reversed(list(zip(specs, slots, strict=True))):  # the leader last: it waits on the others
+            started.append(_start(spec, found, slot))
+    except BaseException:
+        for run in started:
+            _cleanup(run)
+        raise
+    finally:
+        for spec in specs:
+            for fd in spec.fds.values():
+                os.close(fd)
+    started.reverse()
+    try:
+        _collect(started, start + specs[0].limits.timeout)
+    finally:
+        for run in started:
+            _cleanup(run)
+    seconds = time.monotonic() - start
+    results = []
+    for run in started:
+        stdout, stderr = (run.bufs[k].decode("utf-8", "replace") for k in ("stdout", "stderr"))
+        returncode = None if run.timed_out else _returncode(run.proc.returncode, found)
+        report = bytes(run.bufs.get("report", b""))
+        results.append(Result(_status(returncode, stderr), stdout, stderr, returncode, seconds, report, run.truncated))
+    return results
+
+
+def _high(fd: int) -> int:
+    """``fd`` moved to a number of 10 or more (the original is closed), so that placing the inherited descriptors
+    (3 to 9) in the child never overwrites one that is still to be placed."""
+    if fd >= 10:
+        return fd
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return moved
+
+
+def _start(spec: _Spec, found: Mode, slot: int) -> _Started:
+    limits, job = spec.limits, spec.job
     uid = _uid(slot) if found.drop_uid else None
     base = 0 if found.isolated or found.drop_uid or os.geteuid() == 0 else _user_tasks(os.geteuid())
     token = secrets.token_hex(8)
-    report_r, report_w = os.pipe()
-    job = {"source": source, "args": args, "rlimits": limits.rlimits(base), "uid": uid, "report_fd": report_w}
-    job_fd = _memfd("job", marshal.dumps(job))
-    stdin_fd = _memfd("stdin", stdin) if stdin else None
+    report_r = report_w = None
+    if spec.report:
+        report_r, report_w = os.pipe()
+        report_w = _high(report_w)
+    fds = {**spec.fds, **({REPORT_FD: report_w} if report_w is not None else {})}
+    job_dict = {"source": job.source, "args": job.args, "rlimits": limits.rlimits(base), "uid": uid}
+    job_dict["fds"] = sorted(fds.items())
+    job_fd = _memfd("job", marshal.dumps(job_dict))
+    stdin_fd = _memfd("stdin", job.stdin) if job.stdin else None
     argv = [interpreter(), "-I", "-S", "-B", "-c", BOOTSTRAP, str(job_fd), f"selfimprove-sandbox-{token}"]
     workdir = None
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
@@ -288,20 +406,20 @@ def _run(source: str, stdin: bytes, args: list[str], limits: Limits, found: Mode
             os.chown(workdir, uid, uid)
         env |= {"HOME": workdir, "TMPDIR": workdir, "SELFIMPROVE_SANDBOX_RUN": token}
         cmd, cwd = argv, workdir
-    start = time.monotonic()
     try:
         proc = subprocess.Popen(
             cmd,
             stdin=stdin_fd if stdin_fd is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            pass_fds=(job_fd, report_w),
+            pass_fds=(job_fd, *fds.values()),
             cwd=cwd,
             env=env,  # bubblewrap too: its PID 1 in the sandbox would otherwise show our environment in /proc
             start_new_session=True,  # its own process group, killed as a whole
         )
     except BaseException:
-        os.close(report_r)
+        if report_r is not None:
+            os.close(report_r)
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)
         raise
@@ -309,59 +427,67 @@ def _run(source: str, stdin: bytes, args: list[str], limits: Limits, found: Mode
         for fd in (job_fd, report_w, stdin_fd):
             if fd is not None:
                 os.close(fd)
-    tree = _Tree(proc, None if found.isolated else token)
-    try:
-        streams, truncated, timed_out = _collect(proc, tree, report_r, limits, start + limits.timeout)
-    finally:
-        tree.kill()
-        for stream in (proc.stdout, proc.stderr):
-            stream.close()
-        os.close(report_r)
-        if workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
-    seconds = time.monotonic() - start
-    stdout, stderr = (streams[k].decode("utf-8", "replace") for k in ("stdout", "stderr"))
-    returncode = None if timed_out else _returncode(proc.returncode, found)
-    return Result(_status(returncode, stderr), stdout, stderr, returncode, seconds, streams["report"], truncated)
+    run = _Started(proc, _Tree(proc, None if found.isolated else token), report_r, workdir, limits.output_bytes)
+    if report_r is not None:
+        run.bufs["report"] = bytearray()
+    return run
 
 
-def _collect(
-    proc: subprocess.Popen, tree: _Tree, report_r: int, limits: Limits, deadline: float
-) -> tuple[dict[str, bytes], bool, bool]:
-    """Read stdout, stderr and the report until they close or the deadline passes; keep the first bytes of each.
+def _cleanup(run: _Started) -> None:
+    run.tree.kill()
+    for stream in (run.proc.stdout, run.proc.stderr):
+        stream.close()
+    if run.report_r is not None:
+        os.close(run.report_r)
+        run.report_r = None
+    if run.workdir:
+        shutil.rmtree(run.workdir, ignore_errors=True)
+        run.workdir = None
+
+
+def _collect(runs: list[_Started], deadline: float) -> None:
+    """Read every process's stdout, stderr and report until they close or the deadline passes; keep the first
+    bytes of each. When the leader (``runs[0]``) exits, the others are killed.
 
     Read, not ``communicate``: an output bomb must cost nothing beyond its cap.
     """
-    caps = {"stdout": limits.output_bytes, "stderr": limits.output_bytes, "report": REPORT_CAP}
-    bufs = {name: bytearray() for name in caps}
-    truncated = False
     sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ, "stdout")
-    sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
-    sel.register(report_r, selectors.EVENT_READ, "report")
-    exited = False
+    for run in runs:
+        sel.register(run.proc.stdout, selectors.EVENT_READ, (run, "stdout"))
+        sel.register(run.proc.stderr, selectors.EVENT_READ, (run, "stderr"))
+        if run.report_r is not None:
+            sel.register(run.report_r, selectors.EVENT_READ, (run, "report"))
+    ended = [False] * len(runs)
     try:
         while sel.get_map():
             now = time.monotonic()
             if now >= deadline:
-                return {k: bytes(v) for k, v in bufs.items()}, truncated, not tree.exited()
-            if not exited and tree.exited():
-                # The program is done; whatever still holds its pipes (a daemon, without bubblewrap) goes now.
-                exited = True
-                tree.kill()
-                deadline = min(deadline, now + 0.5)
+                for run in runs:
+                    run.timed_out = not run.tree.exited()
+                return
+            for i, run in enumerate(runs):
+                if not ended[i] and run.tree.exited():
+                    # Done; whatever still holds its pipes (a daemon, without bubblewrap) goes now, and with the
+                    # leader, every other process of the group.
+                    ended[i] = True
+                    for other in runs if i == 0 else [run]:
+                        other.tree.kill()
+                    if i == 0:
+                        deadline = min(deadline, now + 0.5)
             for key, _ in sel.select(min(deadline - now, 0.05)):
+                run, name = key.data
                 fd = key.fileobj if isinstance(key.fileobj, int) else key.fileobj.fileno()
                 data = os.read(fd, 65536)
                 if not data:
                     sel.unregister(key.fileobj)
                     continue
-                buf, room = bufs[key.data], caps[key.data] - len(bufs[key.data])
-                truncated |= len(data) > room and key.data != "report"
+                cap = REPORT_CAP if name == "report" else run.cap
+                buf = run.bufs[name]
+                room = cap - len(buf)
+                run.truncated |= len(data) > room and name != "report"
                 buf += data[: max(room, 0)]
     finally:
         sel.close()
-    return {k: bytes(v) for k, v in bufs.items()}, truncated, False
 
 
 class _Tree:
@@ -435,7 +561,7 @@ def _status(returncode: int | None, stderr: str) -> str:
 
 @dataclass
 class Job:
-    """One program for ``run_many``."""
+    """One program for ``run_many``, or one side of ``run_pair``."""
 
     source: str
     stdin: bytes = b""
@@ -446,13 +572,24 @@ def run_many(
     jobs: Sequence[Job], limits: Limits | None = None, workers: int = 0, isolation: str = "auto"
 ) -> list[Result]:
     """Run ``jobs`` with at most ``workers`` at a time (0: one per CPU); results in order."""
+
+    def one(job: Job) -> Result:
+        return run_python(job.source, stdin=job.stdin, args=job.args, limits=limits, isolation=isolation)
+
+    return _pool(one, jobs, workers, isolation)
+
+
+def run_pairs(
+    pairs: Sequence[tuple[Job, Job]], limits: Limits | None = None, workers: int = 0, isolation: str = "auto"
+) -> list[tuple[Result, Result]]:
+    """``run_pair`` on each ``(driver, program)``, at most ``workers`` pairs at a time (0: one per CPU)."""
+    return _pool(lambda pair: run_pair(*pair, limits=limits, isolation=isolation), pairs, workers, isolation)
+
+
+def _pool(fn: Callable[[T], R], items: Sequence[T], workers: int, isolation: str) -> list[R]:
     workers = workers or os.cpu_count() or 1
     mode(isolation)  # probe and warn once, before the threads start
-    if len(jobs) <= 1 or workers == 1:
-        return [run_python(j.source, stdin=j.stdin, args=j.args, limits=limits, isolation=isolation) for j in jobs]
+    if len(items) <= 1 or workers == 1:
+        return [fn(item) for item in items]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox") as pool:
-        runs = [
-            pool.submit(run_python, j.source, stdin=j.stdin, args=j.args, limits=limits, isolation=isolation)
-            for j in jobs
-        ]
-        return [r.result() for r in runs]
+        return list(pool.map(fn, items))

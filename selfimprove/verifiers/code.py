@@ -1,73 +1,28 @@
-"""Unit tests: a completion's code, then its problem's tests (``rollout.meta["tests"]``), in the sandbox.
+"""Unit tests: a completion's code against its problem's tests (``rollout.meta["tests"]``), in two sandboxes.
 
-A pass is counted only when the test code ran to its end. The harness writes a random per-run nonce to the
-sandbox's report channel after the last test statement, and nowhere else; an early ``os._exit(0)`` or
-``sys.exit(0)``, a killed process, or a printed "passed" never produces it. The nonce is a local of the
-harness's frame, so a program would have to inspect the interpreter's own frames to find it (docs/sandbox.md).
+The code runs in one sandboxed process, the tests in another (``code_program`` and ``code_driver``; see
+docs/sandbox.md). The tests call the program's functions through proxies that carry plain values both ways, so
+every comparison in the tests is made by built-in types, and only the tests' process can report. A pass is
+that process's single ``("passed",)`` label on its report channel together with its exit code 0; nothing the
+program can reach holds that channel.
 """
 
 from __future__ import annotations
 
-import ast
 import re
-import secrets
 import signal
 
 from selfimprove.errors import UserError
 from selfimprove.records import Rollout, Verdict
-from selfimprove.sandbox import Job, Limits, Result, run_many
+from selfimprove.sandbox import Job, Limits, Result, inline, run_pairs
+from selfimprove.sandbox.plain import NotPlainText, decode
 from selfimprove.sandbox.run import ISOLATIONS
+from selfimprove.verifiers.code_driver import PROGRAM_ENDED
+from selfimprove.verifiers.code_names import program_names, prompt_helpers
 
 STATUSES = ("passed", "failed", "timeout", "memory", "syntax", "error")
+LABELS = ("failed", "syntax", "memory", "error")  # what the tests' process may report besides a pass
 _FENCE = re.compile(r"```[ \t]*(python3?|py)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
-
-# The completion runs in a fresh namespace named "solution" (so its `if __name__ == "__main__":` block does not
-# run), then the tests in the same namespace. Everything the harness uses after the tests is bound before the
-# untrusted code runs, so replacing builtins.exec or os.write cannot forge a pass.
-HARNESS = """\
-import os
-
-def _describe(exc):
-    where = ""
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename in ("solution.py", "tests.py"):
-            where = f" ({tb.tb_frame.f_code.co_filename}, line {tb.tb_lineno})"
-        tb = tb.tb_next
-    try:
-        text = str(exc)
-        return (f"{type(exc).__name__}: {text}" if text else type(exc).__name__)[:2000] + where
-    except BaseException:
-        return type(exc).__name__ + where
-
-def _harness(program, tests, nonce, _exec=exec, _write=os.write, _exit=os._exit, _describe=_describe):
-    def label(status, stage, error):
-        _write(3, f"{status}\\t{stage}\\t{error!r}\\n".encode())
-    try:
-        codes = [("program", compile(program, "solution.py", "exec")), ("tests", compile(tests, "tests.py", "exec"))]
-    except SyntaxError as exc:
-        stage = "program" if exc.filename == "solution.py" else "tests"
-        return label("syntax", stage, f"SyntaxError: {exc.msg} (line {exc.lineno})")
-    namespace = {"__name__": "solution"}
-    for stage, code in codes:
-        try:
-            _exec(code, namespace)
-        except MemoryError:
-            return label("memory", stage, "MemoryError")
-        except SystemExit as exc:
-            return label("error", stage, f"exited early (SystemExit {exc.code!r})")
-        except BaseException as exc:
-            return label("failed" if stage == "tests" else "error", stage, _describe(exc))
-    try:
-        import sys
-        sys.stdout.flush()
-        sys.stderr.flush()
-    finally:
-        _write(3, (nonce + "\\n").encode())
-        _exit(0)
-
-_harness(ARGS)
-"""
 
 
 def extract_code(completion: str) -> str:
@@ -79,25 +34,20 @@ def extract_code(completion: str) -> str:
     return (tagged or [code for _, code in blocks])[-1]
 
 
-def harness(template: str, *values: str) -> str:
-    """A harness program: ``template`` with its ``_harness(ARGS)`` call given ``values`` as literals."""
-    return template.replace("_harness(ARGS)", f"_harness({', '.join(map(repr, values))})")
-
-
-def read_report(result: Result, nonce: str) -> tuple[bool, dict[str, str]]:
-    """Whether the harness finished (its nonce line arrived and the process exited 0), and its last label
-    (``status``, ``stage``, ``error``): what the harness saw go wrong. A label never says passed."""
-    lines = result.report.decode("utf-8", "replace").splitlines()
-    finished = any(line.split(" ", 1)[0] == nonce for line in lines) and result.returncode == 0
-    for line in reversed(lines):
-        parts = line.split("\t", 2)
-        if len(parts) == 3 and parts[0] in STATUSES[1:]:
-            try:
-                error = ast.literal_eval(parts[2])
-            except (ValueError, SyntaxError, MemoryError, RecursionError):
-                continue
-            return finished, {"status": parts[0], "stage": parts[1], "error": str(error)}
-    return finished, {}
+def read_label(report: bytes) -> tuple[str, ...] | None:
+    """The tests' process's label: exactly one frame, ``("passed",)`` or ``(status, stage, error)``; else None."""
+    text, newline, rest = report.partition(b"\n")
+    if not newline or rest:
+        return None
+    try:
+        label = decode(text.decode("utf-8"))
+    except (UnicodeDecodeError, NotPlainText):
+        return None
+    if label == ("passed",):
+        return label
+    if type(label) is tuple and len(label) == 3 and label[0] in LABELS and all(type(x) is str for x in label):
+        return label
+    return None
 
 
 def why_unfinished(result: Result) -> str:
@@ -123,9 +73,10 @@ def check_pool(isolation: str, workers: int) -> None:
 class CodeVerifier:
     """Passes when the completion's code passes its problem's tests.
 
-    ``rollout.meta["tests"]``: Python source (or a list of statements) with asserts, run after the code in the
-    same namespace; it must call what it tests itself (HumanEval: ``check(candidate)`` included).
-    ``info["status"]`` is one of passed, failed, timeout, memory, syntax, error.
+    ``rollout.meta["tests"]``: Python source (or a list of statements) with asserts; it must call what it tests
+    itself (HumanEval: ``check(candidate)`` included). Optional: ``meta["entry_point"]``, a function the tests get
+    from the program even if they never name it, and ``meta["prompt_code"]``, trusted code whose definitions
+    other than the entry point's run on the tests' side. ``info["status"]`` is one of ``STATUSES``.
     """
 
     def __init__(
@@ -145,41 +96,71 @@ class CodeVerifier:
 
     def verify(self, rollouts: list[Rollout]) -> list[Verdict]:
         verdicts: list[Verdict | None] = [None] * len(rollouts)
-        jobs, nonces, where = [], [], []
+        pairs, where = [], []
         for i, rollout in enumerate(rollouts):
-            tests = rollout.meta.get("tests")
-            if isinstance(tests, list):
-                tests = "\n".join(map(str, tests))
-            if not isinstance(tests, str) or not tests.strip():
-                error = "rollout.meta has no 'tests' (Python source with asserts)"
-                verdicts[i] = Verdict(0.0, False, {"status": "error", "error": error})
-                continue
-            nonce = secrets.token_hex(16)
-            program = extract_code(rollout.completion)
-            jobs.append(Job(harness(HARNESS, program, tests, nonce)))
-            nonces.append(nonce)
-            where.append(i)
-        results = run_many(jobs, self.limits, self.workers, self.isolation)
-        for i, result, nonce in zip(where, results, nonces, strict=True):
-            verdicts[i] = self.judge(result, nonce)
+            prepared = self.prepare(rollout)
+            if isinstance(prepared, Verdict):
+                verdicts[i] = prepared
+            else:
+                pairs.append(prepared)
+                where.append(i)
+        results = run_pairs(pairs, self.limits, self.workers, self.isolation)
+        for i, (driver, program) in zip(where, results, strict=True):
+            verdicts[i] = self.judge(driver, program)
         return verdicts  # type: ignore[return-value]
 
-    def judge(self, result: Result, nonce: str) -> Verdict:
-        finished, label = read_report(result, nonce)
-        if finished:
+    def prepare(self, rollout: Rollout) -> tuple[Job, Job] | Verdict:
+        """The (tests, program) pair to run, or the verdict when the record cannot be run."""
+        meta = rollout.meta
+        tests = meta.get("tests")
+        if isinstance(tests, list):
+            tests = "\n".join(map(str, tests))
+        if not isinstance(tests, str) or not tests.strip():
+            return self.verdict("error", "rollout.meta has no 'tests' (Python source with asserts)")
+        entry = meta.get("entry_point")
+        if entry is not None and not (isinstance(entry, str) and entry.isidentifier()):
+            return self.verdict("error", f"rollout.meta['entry_point'] is not a Python name: {entry!r}")
+        stage, prelude = "prompt", ""
+        try:
+            if entry and isinstance(meta.get("prompt_code"), str):
+                prelude = prompt_helpers(meta["prompt_code"], entry)
+            stage = "tests"
+            names = program_names(tests, prelude, entry)
+        except (SyntaxError, ValueError) as exc:
+            why = f"SyntaxError: {exc.msg} (line {exc.lineno})" if isinstance(exc, SyntaxError) else str(exc)
+            return self.verdict("syntax", f"{stage}: {why}")
+        driver = inline.source("selfimprove.verifiers.code_driver") + f"\ndrive({prelude!r}, {tests!r}, {names!r})\n"
+        code = extract_code(rollout.completion)
+        program = inline.source("selfimprove.verifiers.code_program") + f"\nserve({code!r}, {names!r})\n"
+        return Job(driver), Job(program)
+
+    def judge(self, driver: Result, program: Result) -> Verdict:
+        label = read_label(driver.report)
+        passed = label == ("passed",) and driver.returncode == 0
+        if passed:
             status, error = "passed", ""
-        elif result.status == "timeout":
+        elif driver.status == "timeout":
             status, error = "timeout", f"no result within {self.limits.timeout:g} s"
-        elif label:
-            status, error = label["status"], f"{label.get('stage')}: {label.get('error', '')}"
+        elif label is not None and len(label) == 3:
+            status, stage, error = label
+            if error == PROGRAM_ENDED:  # say how: an exit, a signal, a limit
+                status = program.status if program.status in ("timeout", "memory") else "error"
+                error = why_unfinished(program)
+            error = f"{stage}: {error}"
         else:
-            status = "memory" if result.status == "memory" else "error"
-            error = why_unfinished(result)
+            status = "memory" if driver.status == "memory" else "error"
+            error = f"tests: {why_unfinished(driver)}"
+        output = {"stdout": program.stdout + driver.stdout, "stderr": program.stderr + driver.stderr}
+        return self.verdict(status, error, output, driver.seconds)
+
+    def verdict(self, status: str, error: str, output: dict[str, str] | None = None, seconds: float = 0.0) -> Verdict:
+        output = output or {"stdout": "", "stderr": ""}
         info = {
             "status": status,
-            "error": error[-self.max_output :],
-            "stdout": result.stdout[: self.max_output],
-            "stderr": result.stderr[-self.max_output :],
-            "seconds": round(result.seconds, 3),
+            "error": error[-self.max_output :] if self.max_output else "",
+            "stdout": output["stdout"][: self.max_output],
+            "stderr": output["stderr"][-self.max_output :] if self.max_output else "",
+            "seconds": round(seconds, 3),
         }
-        return Verdict(float(finished), finished, info)
+        passed = status == "passed"
+        return Verdict(float(passed), passed, info)

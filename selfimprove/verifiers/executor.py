@@ -5,17 +5,23 @@ banned, and gives the same output on every run (the determinism check). The outp
 answer for the solver's roles. Record fields: ``completion`` (the program; the last fenced block if any),
 ``meta["input"]`` (the argument list as Python source, e.g. ``"[1, 2], 3"``), and the expected output's repr in
 ``meta["expected_output"]`` or ``answer``, when there is one to compare with.
+
+An output is a plain value (``selfimprove.sandbox.plain``): the harness encodes it by exact type, so an object
+with its own ``__eq__`` or ``__repr__``, a subclass of a builtin or a generator is an error, not an output. The
+verifier decodes what the sandbox reports with the strict decoder and compares values here, on its own side;
+the expected output never enters the sandbox.
 """
 
 from __future__ import annotations
 
 import ast
-import secrets
+from typing import Any
 
 from selfimprove.errors import UserError
 from selfimprove.records import Rollout, Verdict
-from selfimprove.sandbox import Job, Limits, run_many
-from selfimprove.verifiers.code import check_pool, extract_code, harness, read_report, why_unfinished
+from selfimprove.sandbox import Job, Limits, Result, inline, run_many
+from selfimprove.sandbox.plain import NotPlainText, decode, encode
+from selfimprove.verifiers.code import check_pool, extract_code, why_unfinished
 
 # Modules that reach outside the program (files, processes, network, the interpreter) or make it nondeterministic.
 BANNED_IMPORTS = (
@@ -24,40 +30,6 @@ BANNED_IMPORTS = (
     "shutil", "signal", "socket", "subprocess", "sys", "tempfile", "threading", "time", "urllib", "uuid",
 )  # fmt: skip
 BANNED_CALLS = ("__import__", "breakpoint", "compile", "eval", "exec", "exit", "globals", "input", "open", "quit")
-MAX_OUTPUT = 10_000
-
-HARNESS = """\
-import os
-
-def _harness(program, entry, arguments, nonce, _exec=exec, _eval=eval, _repr=repr, _write=os.write, _exit=os._exit):
-    def label(status, error):
-        _write(3, f"{status}\\tprogram\\t{error!r}\\n".encode())
-    namespace = {"__name__": "solution"}
-    try:
-        call = compile(f"__entry__({arguments})", "input", "eval")
-        _exec(compile(program, "solution.py", "exec"), namespace)
-        if not callable(namespace.get(entry)):
-            return label("error", f"the program defines no function {entry!r}")
-        namespace["__entry__"] = namespace[entry]
-        output = _repr(_eval(call, namespace))
-    except SyntaxError as exc:
-        return label("syntax", f"SyntaxError: {exc.msg} (line {exc.lineno})")
-    except MemoryError:
-        return label("memory", "MemoryError")
-    except SystemExit as exc:
-        return label("error", f"exited early (SystemExit {exc.code!r})")
-    except BaseException as exc:
-        try:
-            return label("error", f"{type(exc).__name__}: {exc}"[:2000])
-        except BaseException:
-            return label("error", type(exc).__name__)
-    if type(output) is not str or len(output) > MAX_OUTPUT:
-        return label("error", f"the output's repr is not a string of at most {MAX_OUTPUT} characters")
-    _write(3, (nonce + " " + _repr(output) + "\\n").encode())
-    _exit(0)
-
-_harness(ARGS)
-""".replace("MAX_OUTPUT", str(MAX_OUTPUT))
 
 
 def validity_errors(
@@ -92,14 +64,43 @@ def validity_errors(
     return errors
 
 
+def same_value(a: Any, b: Any) -> bool:
+    """Two plain values are the same output: the same canonical text (so ``nan`` matches itself), or equal."""
+    return encode(a) == encode(b) or a == b
+
+
 def same_output(got: str, expected: str) -> bool:
-    """Equal reprs, or equal values when both reprs are Python literals (``[1,2]`` vs ``[1, 2]``)."""
+    """Equal texts, or the same value when both texts are plain values (``[1,2]`` vs ``[1, 2]``). Both are read
+    with the strict decoder: nothing in either text is evaluated."""
     if got.strip() == expected.strip():
         return True
     try:
-        return ast.literal_eval(got) == ast.literal_eval(expected.strip())
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return same_value(decode(got.strip()), decode(expected.strip()))
+    except NotPlainText:
         return False
+
+
+def read_output(result: Result) -> tuple[str, Any]:
+    """``("output", value)`` when the run reported exactly one output frame and exited 0, else ``(status, error)``."""
+    text, newline, rest = result.report.partition(b"\n")
+    frame = None
+    if newline and not rest:
+        try:
+            frame = decode(text.decode("utf-8"))
+        except (UnicodeDecodeError, NotPlainText):
+            frame = None
+    if result.status == "timeout":
+        return "timeout", why_unfinished(result)
+    if type(frame) is tuple and len(frame) == 2:
+        if frame[0] == "output" and result.returncode == 0:
+            return frame
+        if frame[0] in ("syntax", "memory", "error") and type(frame[1]) is str:
+            return frame
+    if result.status == "memory":
+        return "memory", why_unfinished(result)
+    if result.report and result.returncode == 0:
+        return "error", "the report is not one plain-value frame"
+    return "error", why_unfinished(result)
 
 
 class ExecutorVerifier:
@@ -131,7 +132,7 @@ class ExecutorVerifier:
 
     def verify(self, rollouts: list[Rollout]) -> list[Verdict]:
         verdicts: list[Verdict | None] = [None] * len(rollouts)
-        jobs, nonces, where = [], [], []
+        jobs, where = [], []
         for i, rollout in enumerate(rollouts):
             program, arguments = extract_code(rollout.completion), rollout.meta.get("input")
             if not isinstance(arguments, str):
@@ -143,28 +144,24 @@ class ExecutorVerifier:
             if errors:
                 verdicts[i] = self._verdict("syntax" if "syntax error" in errors[0] else "invalid", None, errors)
                 continue
-            for _ in range(self.runs):
-                nonce = secrets.token_hex(16)
-                jobs.append(Job(harness(HARNESS, program, self.entry, arguments, nonce)))
-                nonces.append(nonce)
+            call = f"\nrun({program!r}, {self.entry!r}, {arguments!r})\n"
+            jobs += [Job(inline.source("selfimprove.verifiers.executor_harness") + call)] * self.runs
             where.append(i)
-        results = iter(zip(run_many(jobs, self.limits, self.workers, self.isolation), nonces, strict=True))
+        results = iter(run_many(jobs, self.limits, self.workers, self.isolation))
         for i in where:
             outputs, failure = [], None
-            for result, nonce in (next(results) for _ in range(self.runs)):
-                finished, label = read_report(result, nonce)
-                if finished:
-                    line = next(x for x in result.report.decode().splitlines() if x.startswith(nonce + " "))
-                    outputs.append(ast.literal_eval(line.split(" ", 1)[1]))
+            for kind, value in (read_output(next(results)) for _ in range(self.runs)):
+                if kind == "output":
+                    outputs.append(value)
                 elif failure is None:
-                    status = "timeout" if result.status == "timeout" else label.get("status", result.status)
-                    failure = (status if status != "ok" else "error", label.get("error") or why_unfinished(result))
+                    failure = (kind, value)
             if failure is not None:
                 verdicts[i] = self._verdict(failure[0], None, [failure[1]])
-            elif not all(same_output(out, outputs[0]) for out in outputs[1:]):
-                verdicts[i] = self._verdict("nondeterministic", outputs[0], [f"runs disagree: {outputs[:2]}"])
+            elif not all(same_value(out, outputs[0]) for out in outputs[1:]):
+                shown = [encode(out)[:200] for out in outputs[:2]]
+                verdicts[i] = self._verdict("nondeterministic", encode(outputs[0]), [f"runs disagree: {shown}"])
             else:
-                verdicts[i] = self._judge(outputs[0], rollouts[i])
+                verdicts[i] = self._judge(encode(outputs[0]), rollouts[i])
         return verdicts  # type: ignore[return-value]
 
     def _judge(self, output: str, rollout: Rollout) -> Verdict:
