@@ -14,6 +14,7 @@ and its tests as the driver, so nothing the untrusted code can reach holds the c
 from __future__ import annotations
 
 import fcntl
+import functools
 import marshal
 import os
 import secrets
@@ -58,8 +59,11 @@ def _job():
         os.dup2(fd, target)
         os.close(fd)
     sys.argv = ["main.py", *job["args"]]
-    return compile(job["source"], "main.py", "exec")
-exec(_job(), {"__name__": "__main__", "__builtins__": __builtins__})
+    preamble = [marshal.loads(job["preamble"])] if job["preamble"] else []
+    return [*preamble, compile(job["source"], "main.py", "exec")]
+_namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+for _code in _job():
+    exec(_code, _namespace)
 """
 
 
@@ -391,7 +395,7 @@ def _start(spec: _Spec, found: Mode, slot: int) -> _Started:
         report_w = _high(report_w)
     fds = {**spec.fds, **({REPORT_FD: report_w} if report_w is not None else {})}
     job_dict = {"source": job.source, "args": job.args, "rlimits": limits.rlimits(base), "uid": uid}
-    job_dict["fds"] = sorted(fds.items())
+    job_dict |= {"fds": sorted(fds.items()), "preamble": _compiled(job.preamble) if job.preamble else b""}
     job_fd = _memfd("job", marshal.dumps(job_dict))
     stdin_fd = _memfd("stdin", job.stdin) if job.stdin else None
     argv = [interpreter(), "-I", "-S", "-B", "-c", BOOTSTRAP, str(job_fd), f"selfimprove-sandbox-{token}"]
@@ -561,11 +565,19 @@ def _status(returncode: int | None, stderr: str) -> str:
 
 @dataclass
 class Job:
-    """One program for ``run_many``, or one side of ``run_pair``."""
+    """One program for ``run_many``, or one side of ``run_pair``. ``preamble`` is code run first in the program's
+    namespace (a harness's functions): compiled once here and sent compiled, which saves each run compiling it."""
 
     source: str
     stdin: bytes = b""
     args: list[str] = field(default_factory=list)
+    preamble: str = ""
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(preamble: str) -> bytes:
+    """``preamble`` compiled for the sandbox's interpreter (the same version as this one, so marshal fits)."""
+    return marshal.dumps(compile(preamble, "preamble.py", "exec", dont_inherit=True))
 
 
 def run_many(

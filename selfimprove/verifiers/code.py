@@ -20,6 +20,7 @@ from selfimprove.sandbox.run import ISOLATIONS
 from selfimprove.verifiers.code_driver import PROGRAM_ENDED
 from selfimprove.verifiers.code_names import program_names, prompt_helpers
 
+DRIVER, PROGRAM = "selfimprove.verifiers.code_driver", "selfimprove.verifiers.code_program"  # the two harnesses
 STATUSES = ("passed", "failed", "timeout", "memory", "syntax", "error")
 LABELS = ("failed", "syntax", "memory", "error")  # what the tests' process may report besides a pass
 _FENCE = re.compile(r"```[ \t]*(python3?|py)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
@@ -129,10 +130,10 @@ class CodeVerifier:
         except (SyntaxError, ValueError) as exc:
             why = f"SyntaxError: {exc.msg} (line {exc.lineno})" if isinstance(exc, SyntaxError) else str(exc)
             return self.verdict("syntax", f"{stage}: {why}")
-        driver = inline.source("selfimprove.verifiers.code_driver") + f"\ndrive({prelude!r}, {tests!r}, {names!r})\n"
         code = extract_code(rollout.completion)
-        program = inline.source("selfimprove.verifiers.code_program") + f"\nserve({code!r}, {names!r})\n"
-        return Job(driver), Job(program)
+        driver = Job(f"drive({prelude!r}, {tests!r}, {names!r})\n", preamble=inline.source(DRIVER))
+        program = Job(f"serve({code!r}, {names!r})\n", preamble=inline.source(PROGRAM))
+        return driver, program
 
     def judge(self, driver: Result, program: Result) -> Verdict:
         label = read_label(driver.report)

@@ -144,8 +144,8 @@ class ExecutorVerifier:
             if errors:
                 verdicts[i] = self._verdict("syntax" if "syntax error" in errors[0] else "invalid", None, errors)
                 continue
-            call = f"\nrun({program!r}, {self.entry!r}, {arguments!r})\n"
-            jobs += [Job(inline.source("selfimprove.verifiers.executor_harness") + call)] * self.runs
+            call = f"run({program!r}, {self.entry!r}, {arguments!r})\n"
+            jobs += [Job(call, preamble=inline.source("selfimprove.verifiers.executor_harness"))] * self.runs
             where.append(i)
         results = iter(run_many(jobs, self.limits, self.workers, self.isolation))
         for i in where:
