@@ -271,11 +271,14 @@ def run_python(
 ) -> Result:
     """Run ``source`` as a Python program in the sandbox and return what it did. Never raises for what the
     program does; raises ``UserError`` only for a bad ``isolation``."""
-    limits = limits or Limits()
+    return _run_job(Job(source, stdin, list(args)), limits or Limits(), isolation)
+
+
+def _run_job(job: Job, limits: Limits, isolation: str) -> Result:
     found = mode(isolation)
     slot = _slots.acquire()
     try:
-        return _run(Job(source, stdin, list(args)), limits, found, slot)
+        return _run(job, limits, found, slot)
     finally:
         _slots.release(slot)
 
@@ -585,10 +588,7 @@ def run_many(
 ) -> list[Result]:
     """Run ``jobs`` with at most ``workers`` at a time (0: one per CPU); results in order."""
 
-    def one(job: Job) -> Result:
-        return run_python(job.source, stdin=job.stdin, args=job.args, limits=limits, isolation=isolation)
-
-    return _pool(one, jobs, workers, isolation)
+    return _pool(lambda job: _run_job(job, limits or Limits(), isolation), jobs, workers, isolation)
 
 
 def run_pairs(
