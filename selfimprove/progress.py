@@ -30,7 +30,8 @@ class Tracker:
 
 
 @contextmanager
-def track(description: str, total: int, enabled: bool = True) -> Iterator[Tracker]:
+def track(description: str, total: int, enabled: bool = True, transient: bool = False) -> Iterator[Tracker]:
+    """A progress bar over ``total`` items; ``transient`` ones vanish when done (an online run's many steps)."""
     if not enabled:
         yield Tracker(None, None)
         return
@@ -43,5 +44,5 @@ def track(description: str, total: int, enabled: bool = True) -> Iterator[Tracke
         TextColumn("eta"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as progress:
+    with Progress(*columns, console=console, transient=transient) as progress:
         yield Tracker(progress, progress.add_task(description, total=total, rate=""))

@@ -34,7 +34,12 @@ class Verdict:
 
 @dataclass
 class Rollout:
-    """One generated completion for one problem, by one role."""
+    """One generated completion for one problem, by one role.
+
+    Online runs add what the step learned about it: the verdicts of a role's further verifiers (``verdicts``, by
+    label; ``verdict`` is the first verifier's), the reward and its parts from the rewards stage, and, when a later
+    role could not turn it into a problem, why (``rejected``).
+    """
 
     id: str
     role: str
@@ -47,14 +52,30 @@ class Rollout:
     verdict: Verdict | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # the problem's meta: unit tests, program input, ...
     entropy: float | None = None  # mean per-token policy entropy of the completion, in nats
+    completion_ids: list[int] | None = None  # the sampled tokens, so an online update scores exactly them
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+    reward: float | None = None  # None: no reward could be computed (see reward_error); left out of the update
+    reward_parts: dict[str, float | None] = field(default_factory=dict)
+    reward_error: str | None = None
+    rejected: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        return {k: v for k, v in data.items() if k not in OPTIONAL or v not in (None, {})}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Rollout:
         verdict = data.get("verdict")
-        return cls(**{**data, "verdict": Verdict(**verdict) if verdict else None})
+        verdicts = {k: Verdict(**v) for k, v in data.get("verdicts", {}).items()}
+        return cls(**{**data, "verdict": Verdict(**verdict) if verdict else None, "verdicts": verdicts})
+
+    def verdict_of(self, label: str | None = None) -> Verdict | None:
+        """The verdict of the verifier labelled ``label`` (None: the first verifier's)."""
+        return self.verdict if label is None else self.verdicts.get(label)
+
+
+# Rollout fields left out of its JSON while unset, so offline records stay as they were.
+OPTIONAL = {"completion_ids", "verdicts", "reward", "reward_parts", "reward_error", "rejected"}
 
 
 @dataclass
@@ -74,3 +95,4 @@ class Example:
     rejected: str | None = None
     reward: float | None = None
     group: str | None = None
+    completion_ids: list[int] | None = None  # the sampled tokens (online runs), else the text is tokenized

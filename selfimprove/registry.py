@@ -25,6 +25,9 @@ KINDS: dict[str, str] = {
     "verifier": "selfimprove.verifiers",
     "selector": "selfimprove.selectors",
     "updater": "selfimprove.updaters",
+    "source": "selfimprove.sources",
+    "parser": "selfimprove.parsers",
+    "reward": "selfimprove.rewards",
 }
 
 

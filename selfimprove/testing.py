@@ -6,9 +6,9 @@
         check_verifier(MyVerifier, [{"id": "a", "completion": "...", "answer": "...", "expect": True}], {"arg": 1})
 
 It asserts what the loop relies on: recipe validation can bind and type-check the constructor's arguments; one
-verdict per rollout, in order, independent of batching; scores are finite floats in range; ``info`` is JSON (it
-is written to the run directory); garbage completions and missing answers cost a verdict, not an exception; and
-verifying from another thread gives the same verdicts. Records use ``selfimprove verify``'s format; an optional
+verdict per rollout, in order, independent of batching; scores are floats in range, or NaN for "no score" (never
+passed); ``info`` is JSON (it is written to the run directory); garbage completions and missing answers cost a
+verdict, not an exception; and verifying from another thread gives the same verdicts. Records use ``selfimprove verify``'s format; an optional
 ``expect`` key (true/false) pins a record's ``passed``.
 """
 
@@ -67,11 +67,11 @@ def check_verifier(
     assert verifier.verify([]) == [], "verify([]) must return []"
 
     if deterministic:
-        summary = [(v.passed, v.score) for v in verdicts]
+        summary = [(v.passed, _score(v)) for v in verdicts]
         backwards = _verify(verifier, cases[::-1], score_range)[::-1]
-        assert [(v.passed, v.score) for v in backwards] == summary, "verdicts depend on the order of the batch"
+        assert [(v.passed, _score(v)) for v in backwards] == summary, "verdicts depend on the order of the batch"
         one_by_one = [_verify(verifier, [c], score_range)[0] for c in cases]
-        assert [(v.passed, v.score) for v in one_by_one] == summary, "verdicts depend on the batch they are in"
+        assert [(v.passed, _score(v)) for v in one_by_one] == summary, "verdicts depend on the batch they are in"
         from_thread: dict[str, Any] = {}
 
         def work() -> None:
@@ -85,7 +85,7 @@ def check_verifier(
         thread.join()
         if "error" in from_thread:
             raise AssertionError(f"verify failed outside the main thread: {from_thread['error']!r}")
-        assert [(v.passed, v.score) for v in from_thread["verdicts"]] == summary, "verdicts differ in a thread"
+        assert [(v.passed, _score(v)) for v in from_thread["verdicts"]] == summary, "verdicts differ in a thread"
 
     template = cases[0]
     garbage = [
@@ -115,6 +115,11 @@ def _check_signature(cls: type, args: dict[str, Any]) -> None:
     assert not builder.problems, "recipe validation rejects the arguments:\n" + "\n".join(builder.problems)
 
 
+def _score(verdict: Verdict) -> float | None:
+    """A verdict's score, comparable: NaN (no score) is None."""
+    return None if math.isnan(verdict.score) else verdict.score
+
+
 def _verify(verifier: Any, rollouts: list[Rollout], score_range: tuple[float, float]) -> list[Verdict]:
     low, high = score_range
     verdicts = verifier.verify(rollouts)
@@ -125,7 +130,10 @@ def _verify(verifier: Any, rollouts: list[Rollout], score_range: tuple[float, fl
         assert isinstance(v, Verdict), f"{where}: expected a Verdict, got {v!r}"
         assert isinstance(v.passed, bool), f"{where}: passed must be a bool, got {v.passed!r}"
         assert isinstance(v.score, float), f"{where}: score must be a float, got {v.score!r}"
-        assert math.isfinite(v.score) and low <= v.score <= high, f"{where}: score {v.score} outside {score_range}"
+        if math.isnan(v.score):  # "no score" (the check could not be made): never a pass
+            assert not v.passed, f"{where}: a verdict without a score (NaN) cannot pass"
+        else:
+            assert low <= v.score <= high, f"{where}: score {v.score} outside {score_range}"
         assert isinstance(v.info, dict), f"{where}: info must be a dict"
         try:
             json.dumps(v.info)

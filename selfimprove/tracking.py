@@ -30,7 +30,7 @@ def scalars(record: dict[str, Any]) -> dict[str, float]:
     return {
         f"{record['stage']}/{key}": float(value)
         for key, value in record.items()
-        if key not in ("stage", "iteration") and isinstance(value, int | float) and not isinstance(value, bool)
+        if key not in ("stage", "iteration", "step") and isinstance(value, int | float) and not isinstance(value, bool)
     }
 
 
@@ -53,13 +53,13 @@ class Trackers:
 
     def log(self, record: dict[str, Any]) -> None:
         values = scalars(record)
-        step = record["iteration"]
+        step = record["step"] if "step" in record else record["iteration"]
         if self.tensorboard:
             for key, value in values.items():
                 self.tensorboard.add_scalar(key, value, step)
             self.tensorboard.flush()
         if self.wandb:
-            self.wandb.log({**values, "iteration": step})
+            self.wandb.log({**values, "step" if "step" in record else "iteration": step})
 
     def close(self) -> None:
         if self.tensorboard:

@@ -1,4 +1,4 @@
-"""Run one GRPO and one PPO update on fixed examples; launched by test_pg_distributed.py, alone or under
+"""Two online steps of GRPO and of PPO on fixed examples; launched by test_pg_distributed.py, alone or under
 ``accelerate launch --num_processes 2 --cpu``. Usage: pg_worker.py MODEL OUT_DIR"""
 
 from __future__ import annotations
@@ -8,32 +8,31 @@ from pathlib import Path
 
 from selfimprove.config.schema import Adapter
 from selfimprove.records import Example
-from selfimprove.updaters import UpdateContext
+from selfimprove.training.trainer import Trainer
 from selfimprove.updaters.grpo import GRPO
 from selfimprove.updaters.ppo import PPO
 
 
-def examples() -> list[Example]:
+def examples(step: int) -> list[Example]:
     # uneven lengths, so the two processes' shares split into different numbers of micro-batches
     return [
         Example(f"e{i}", [{"role": "user", "content": f"{i % 3} + {i} = ?"}], "7" * (1 + 3 * (i % 4)),
-                reward=float(i % 2), group=f"p{i % 3}")
+                reward=float((i + step) % 2), group=f"p{i % 3}", role="solver")
         for i in range(10)
     ]  # fmt: skip
 
 
 def main(model: str, out: Path) -> None:
-    updaters = {
+    objectives = {
         "grpo": GRPO(learning_rate=1e-2, epochs=2, mini_batch_size=5, max_tokens_per_micro_batch=40),
         "ppo": PPO(learning_rate=1e-2, critic_learning_rate=1e-2, critic_warmup_steps=1, epochs=2,
                    max_tokens_per_micro_batch=40),
     }  # fmt: skip
-    for name, updater in updaters.items():
-        ctx = UpdateContext(
-            base=model, adapter=Adapter(r=4, alpha=8), init=None, examples=examples(), output_dir=out / name,
-            work_dir=out / "work", seed=3, iteration=1, show_progress=False,
-        )  # fmt: skip
-        updater.update(ctx)
+    for name, objective in objectives.items():
+        trainer = Trainer(model, Adapter(r=4, alpha=8), objective, seed=3, total_steps=2)
+        for step in range(2):
+            trainer.step(examples(step), seed=step)
+        trainer.save(out / name)
 
 
 if __name__ == "__main__":

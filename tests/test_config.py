@@ -93,9 +93,14 @@ def test_build_makes_the_component(tmp_path):
 def test_missing_required_sections_are_all_reported(tmp_path):
     path = write(tmp_path, "r.yaml", "name: x\n")
     found = problems(path)
-    for key in ("model", "task", "verifier", "selector", "updater"):
+    for key in ("model", "updater"):
         assert any(f"missing required key '{key}'" in p for p in found), found
     assert all(p.startswith(loc(path, 1)) for p in found)
+    # an offline run also needs a task, a verifier and a selector (an online one may draw from no task)
+    path = write(tmp_path, "r.yaml", "model: m\nupdater: sft\n")
+    found = problems(path)
+    for key in ("task", "verifier", "selector"):
+        assert any(f"an offline run needs '{key}'" in p for p in found), found
 
 
 def test_empty_file_reports_a_location(tmp_path):
@@ -338,7 +343,7 @@ def test_unknown_key_suggests_and_is_located(tmp_path):
     path = write(tmp_path, "r.yaml", MINIMAL + "loop:\n  seed: 1\n  iteratons: 2\n")
     (problem,) = problems(path)
     assert problem.startswith(f"{loc(path, 8)}: loop.iteratons: unknown key. Did you mean 'iterations'?")
-    assert "Allowed: iterations, init, seed" in problem
+    assert "Allowed: mode, seed, iterations, init" in problem
 
 
 def test_wrong_types_name_the_expected_type(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -67,7 +68,8 @@ def test_verdicts_and_unparseable_output(scripted):
     scripted.REPLIES = ["<Score>7</Score>", "<Score>4</Score>", "I refuse to grade this."]
     judge = JudgeVerifier(model="/frozen/base", generator="scripted", threshold=5)
     verdicts = judge.verify([rollout("4"), rollout("four-ish"), rollout("?")])
-    assert [(v.score, v.passed) for v in verdicts] == [(7.0, True), (4.0, False), (0.0, False)]
+    assert [(v.score, v.passed) for v in verdicts[:2]] == [(7.0, True), (4.0, False)]
+    assert math.isnan(verdicts[2].score) and not verdicts[2].passed  # not a score, so never a silent reward of 0
     assert verdicts[0].info["score"] == 7.0 and verdicts[0].info["max_score"] == 7.0
     assert verdicts[2].info["score"] is None and verdicts[2].info["error"] == "unparseable judge output"
     assert verdicts[2].info["judgement"] == "I refuse to grade this."
@@ -124,7 +126,7 @@ def test_tiny_model_judge_does_not_crash(tiny_model):
     verdicts = judge.verify([rollout("4"), rollout("5"), rollout("6")])
     assert len(verdicts) == 3
     for v in verdicts:
-        assert v.score == 0.0 and not v.passed and v.info["score"] is None
+        assert math.isnan(v.score) and not v.passed and v.info["score"] is None
 
 
 # -- the OpenAI-compatible generator against a local stub server ------------------------------------------

@@ -1,4 +1,5 @@
-"""Two CPU processes under `accelerate launch` (gloo) end a policy-gradient update with the weights of one process."""
+"""Two CPU processes under `accelerate launch` (gloo) end two online policy-gradient steps with the weights of one
+process."""
 
 from __future__ import annotations
 
@@ -36,10 +37,11 @@ def test_two_processes_match_one(tiny_model: str, tmp_path: Path) -> None:
     run([*accelerate, str(WORKER), tiny_model, str(tmp_path / "two")])
 
     for name in ("grpo", "ppo"):
-        one = load_file(tmp_path / "one" / name / "adapter_model.safetensors")
-        two = load_file(tmp_path / "two" / name / "adapter_model.safetensors")
+        one = load_file(tmp_path / "one" / name / "policy" / "adapter_model.safetensors")
+        two = load_file(tmp_path / "two" / name / "policy" / "adapter_model.safetensors")
         assert any(v.abs().max() > 0 for k, v in one.items() if "lora_B" in k)  # the update did something
         for key in one:
             assert torch.allclose(one[key], two[key], atol=1e-5), f"{name}: {key}"
-    heads = [torch.load(tmp_path / run_ / "ppo" / "value_head.pt")["head"] for run_ in ("one", "two")]
+    heads = [torch.load(tmp_path / r / "ppo" / "trainer.pt", weights_only=False)["value_head"] for r in ("one", "two")]
+    assert heads[0]["weight"].abs().max() > 0
     assert torch.allclose(heads[0]["weight"], heads[1]["weight"], atol=1e-5)

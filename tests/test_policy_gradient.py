@@ -1,4 +1,5 @@
-"""The policy-gradient updaters on a tiny model: checkpoints, metrics, micro-batching, critic, errors."""
+"""The live trainer with the policy-gradient objectives on a tiny model: updates, metrics, micro-batching, the
+critic's warm-up, a persistent optimizer, checkpoints."""
 
 from __future__ import annotations
 
@@ -11,34 +12,29 @@ import torch
 from selfimprove.config.schema import Adapter
 from selfimprove.errors import UserError
 from selfimprove.records import Example
-from selfimprove.updaters import UpdateContext
+from selfimprove.training.tokens import micro_batches
+from selfimprove.training.trainer import Trainer
 from selfimprove.updaters.grpo import GRPO
-from selfimprove.updaters.policy_gradient import micro_batches
 from selfimprove.updaters.ppo import PPO
 from selfimprove.updaters.reinforce_pp import ReinforcePP
 
 LORA = Adapter(r=4, alpha=8)
 
 
-def examples(n: int = 8) -> list[Example]:
+def examples(n: int = 8, shift: int = 0) -> list[Example]:
     return [
         Example(f"e{i}", [{"role": "user", "content": f"{i % 3} + 1 = ?"}], f"{i % 3 + 1}" + "0" * (i % 4),
-                reward=float(i % 2), group=f"p{i % 3}")
+                reward=float((i + shift) % 2), group=f"p{i % 3}", role="solver")
         for i in range(n)
     ]  # fmt: skip
 
 
-def context(model: str, out: Path, exs: list[Example] | None = None, adapter: Adapter = LORA, **kw) -> UpdateContext:
-    return UpdateContext(
-        base=model, adapter=adapter, init=kw.pop("init", None), examples=exs or examples(), output_dir=out,
-        work_dir=out.parent / "work", seed=0, iteration=1, show_progress=False, **kw,
-    )  # fmt: skip
+def trainer(model: str, objective, adapter: Adapter = LORA, steps: int = 10) -> Trainer:
+    return Trainer(model, adapter, objective, seed=0, total_steps=steps)
 
 
-def adapter_weights(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    return load_file(path / "adapter_model.safetensors")
+def lora_b(t: Trainer) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in t.model.named_parameters() if "lora_B" in k}
 
 
 def test_micro_batches_respect_the_token_budget():
@@ -50,105 +46,197 @@ def test_micro_batches_respect_the_token_budget():
 
 
 @pytest.mark.parametrize(
-    "updater",
+    "objective",
     [GRPO(learning_rate=1e-2, epochs=2, mini_batch_size=4), ReinforcePP(learning_rate=1e-2, whiten_by="group"),
      ReinforcePP(learning_rate=1e-2, kl_coef=0.1, beta=0.01)],
     ids=["grpo", "reinforce_pp-task-relative", "reinforce_pp-kl"],
 )  # fmt: skip
-def test_update_trains_the_adapter_and_reports_metrics(tiny_model: str, tmp_path: Path, updater) -> None:
-    metrics = updater.update(context(tiny_model, tmp_path / "out"))
-    weights = adapter_weights(tmp_path / "out")
+def test_a_step_trains_the_adapter_and_reports_metrics(tiny_model: str, objective) -> None:
+    t = trainer(tiny_model, objective)
+    metrics = t.step(examples(), seed=1)
     # a fresh LoRA adapter starts with B = 0: any nonzero B was learnt
-    assert any(v.abs().max() > 0 for k, v in weights.items() if "lora_B" in k)
-    assert (tmp_path / "out" / "tokenizer_config.json").is_file()
+    assert any(v.abs().max() > 0 for v in lora_b(t).values())
     assert all(math.isfinite(v) for v in metrics.values())
-    assert metrics["steps"] == updater.epochs * math.ceil(8 / (updater.mini_batch_size or 8))
-    assert metrics["mean_reward"] == pytest.approx(0.5) and metrics["examples"] == 8
-    assert ("kl" in metrics) == updater.needs_reference()
+    assert metrics["optimizer_steps"] == objective.epochs * math.ceil(8 / (objective.mini_batch_size or 8))
+    assert metrics["examples"] == 8 and t.version == 1
+    assert ("kl" in metrics) == objective.needs_reference()
 
 
-def test_first_on_policy_step_has_ratio_one(tiny_model: str, tmp_path: Path) -> None:
+def test_first_on_policy_step_has_ratio_one(tiny_model: str) -> None:
     # one epoch, one minibatch: the ratio is exactly 1, nothing is clipped and the KL to the base is 0
-    metrics = GRPO(learning_rate=1e-2).update(context(tiny_model, tmp_path / "out"))
+    metrics = trainer(tiny_model, GRPO(learning_rate=1e-2)).step(examples(), seed=1)
     assert metrics["clip_fraction"] == 0.0 and metrics["kl"] == pytest.approx(0.0, abs=1e-7)
     # several epochs move the policy off the data's: later passes see ratios away from 1
-    metrics = GRPO(learning_rate=5e-2, epochs=4, epsilon=0.01).update(context(tiny_model, tmp_path / "out2"))
+    metrics = trainer(tiny_model, GRPO(learning_rate=5e-2, epochs=4, epsilon=0.01)).step(examples(), seed=1)
     assert metrics["clip_fraction"] > 0 and metrics["kl"] > 0
 
 
-def test_micro_batch_split_does_not_change_the_update(tiny_model: str, tmp_path: Path) -> None:
+def test_micro_batch_split_does_not_change_the_update(tiny_model: str) -> None:
     outs = []
     for budget in (1, 10_000):  # every row alone, or the whole batch at once
-        out = tmp_path / f"out-{budget}"
-        GRPO(learning_rate=1e-2, max_tokens_per_micro_batch=budget).update(context(tiny_model, out))
-        outs.append(adapter_weights(out))
+        t = trainer(tiny_model, GRPO(learning_rate=1e-2, max_tokens_per_micro_batch=budget))
+        t.step(examples(), seed=1)
+        outs.append(lora_b(t))
     for key in outs[0]:
         assert torch.allclose(outs[0][key], outs[1][key], atol=1e-6), key
 
 
-def test_full_fine_tuning_scores_the_reference_with_the_base(tiny_model: str, tmp_path: Path) -> None:
-    from transformers import AutoModelForCausalLM
-
-    metrics = GRPO(learning_rate=1e-3, epochs=2).update(context(tiny_model, tmp_path / "out", adapter=Adapter("full")))
-    before = AutoModelForCausalLM.from_pretrained(tiny_model).state_dict()
-    after = AutoModelForCausalLM.from_pretrained(tmp_path / "out").state_dict()
+def test_full_fine_tuning_scores_the_reference_with_a_frozen_copy(tiny_model: str) -> None:
+    t = trainer(tiny_model, GRPO(learning_rate=1e-3, epochs=2), adapter=Adapter("full"))
+    before = {k: v.detach().clone() for k, v in t.model.state_dict().items()}
+    metrics = t.step(examples(), seed=1)
+    assert t.reference is not None and all(not p.requires_grad for p in t.reference.parameters())
+    after = t.model.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)
     assert metrics["kl"] > 0  # the second epoch has moved away from the reference
+    ref = dict(t.reference.policy.named_parameters())
+    assert all(torch.equal(ref[k], before[k]) for k in ref)  # the reference did not move
 
 
-def test_ppo_warms_up_the_critic_then_trains_both(tiny_model: str, tmp_path: Path) -> None:
-    first = tmp_path / "it1"
-    metrics = PPO(learning_rate=1e-2, critic_warmup_steps=2).update(context(tiny_model, first))
-    assert all(v.abs().max() == 0 for k, v in adapter_weights(first).items() if "lora_B" in k)  # actor frozen
-    head = torch.load(first / "value_head.pt")
-    assert head["steps"] == 1 and head["head"]["weight"].abs().max() > 0  # the critic learnt
-    assert metrics["value_loss"] > 0 and math.isfinite(metrics["loss"])
-    # the next iteration continues from the checkpoint (online RL) with its critic: warm-up ends there
-    second = tmp_path / "it2"
-    PPO(learning_rate=1e-2, critic_warmup_steps=2, epochs=2).update(
-        context(tiny_model, second, init=str(first), previous=str(first))
-    )
-    assert torch.load(second / "value_head.pt")["steps"] == 3
-    assert any(v.abs().max() > 0 for k, v in adapter_weights(second).items() if "lora_B" in k)
+def test_ppo_warms_up_the_critic_over_the_first_steps_then_trains_both(tiny_model: str) -> None:
+    t = trainer(tiny_model, PPO(learning_rate=1e-2, critic_learning_rate=1e-2, critic_warmup_steps=2))
+    head = t.accelerator.unwrap_model(t.actor).value_head
+    for step in (1, 2):  # one optimizer step per step: two steps of warm-up
+        metrics = t.step(examples(shift=step), seed=step)
+        assert metrics["critic_warmup"] == 1.0 and metrics["value_loss"] > 0
+        assert all(v.abs().max() == 0 for v in lora_b(t).values())  # the actor is frozen
+    assert head.weight.abs().max() > 0  # the critic learnt
+    metrics = t.step(examples(shift=3), seed=3)
+    assert metrics["critic_warmup"] == 0.0 and any(v.abs().max() > 0 for v in lora_b(t).values())
 
 
-def test_updaters_refuse_off_policy_data_and_unrewarded_examples(tiny_model: str, tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="loop.init: previous"):
-        GRPO().update(context(tiny_model, tmp_path / "out", previous=str(tmp_path / "elsewhere")))
-    unrewarded = [Example("a", [{"role": "user", "content": "q"}], "c")]
-    with pytest.raises(UserError, match="selector scored"):
-        GRPO().update(context(tiny_model, tmp_path / "out", exs=unrewarded))
+def _hand_written_steps(model_path: str, batches: list[list[Example]], lr: float) -> dict[str, torch.Tensor]:
+    """Online GRPO without our trainer: one AdamW for the whole run, each example's loss on its own."""
+    from transformers import set_seed
+
+    from selfimprove.models.loading import load_for_training, load_tokenizer
+    from selfimprove.training.tokens import encode
+
+    tokenizer = load_tokenizer(model_path)
+    set_seed(0)
+    model = load_for_training(model_path, LORA, None)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
+    for batch in batches:
+        rewards = torch.tensor([e.reward for e in batch])
+        groups = sorted({e.group for e in batch})
+        advantages = torch.zeros(len(batch))
+        for g in groups:
+            rows = torch.tensor([e.group == g for e in batch])
+            advantages[rows] = (rewards[rows] - rewards[rows].mean()) / (rewards[rows].std() + 1e-4)
+        optimizer.zero_grad()
+        for e, a in zip(batch, advantages, strict=True):
+            prompt, completion = encode(tokenizer, e.prompt, e.completion)
+            ids = torch.tensor([prompt + completion])
+            logits = model(input_ids=ids).logits[0, len(prompt) - 1 : -1]
+            logps = torch.log_softmax(logits.float(), -1).gather(-1, torch.tensor(completion)[:, None]).squeeze(-1)
+            ratio = torch.exp(logps - logps.detach())  # on-policy: 1, with the gradient of log pi
+            (-(ratio * a).mean() / len(batch)).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+    return {k: v.detach() for k, v in model.named_parameters() if "lora_" in k}
+
+
+def test_online_steps_equal_a_hand_written_loop_with_one_persistent_adamw(tiny_model: str) -> None:
+    batches = [examples(shift=s) for s in range(3)]
+    t = trainer(tiny_model, GRPO(learning_rate=1e-2, beta=0.0))
+    for s, batch in enumerate(batches):
+        t.step(batch, seed=s)
+    ours = {k: v.detach() for k, v in t.model.named_parameters() if "lora_" in k}
+    theirs = _hand_written_steps(tiny_model, batches, lr=1e-2)
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        assert torch.allclose(ours[key], theirs[key], atol=1e-5), key
+    # a fresh AdamW every step (what the loop did before) ends elsewhere: the moments matter
+    fresh = trainer(tiny_model, GRPO(learning_rate=1e-2, beta=0.0))
+    for s, batch in enumerate(batches):
+        fresh.optimizers[0].state.clear()
+        fresh.step(batch, seed=s)
+    moved = {k: v.detach() for k, v in fresh.model.named_parameters() if "lora_" in k}
+    assert any(not torch.allclose(ours[k], moved[k], atol=1e-5) for k in ours)
+
+
+@pytest.mark.parametrize("objective", [GRPO(learning_rate=1e-2, epochs=2, mini_batch_size=4),
+                                       PPO(learning_rate=1e-2, critic_learning_rate=1e-2, critic_warmup_steps=1)],
+                         ids=["grpo", "ppo"])  # fmt: skip
+def test_a_checkpoint_continues_exactly(tiny_model: str, tmp_path: Path, objective) -> None:
+    whole = trainer(tiny_model, objective, steps=4)
+    for s in range(4):
+        whole.step(examples(shift=s), seed=s)
+    first = trainer(tiny_model, objective, steps=4)
+    for s in range(2):
+        first.step(examples(shift=s), seed=s)
+    first.save(tmp_path / "ckpt")
+    assert (tmp_path / "ckpt" / "policy" / "adapter_config.json").is_file()  # a standard PEFT adapter
+    resumed = trainer(tiny_model, objective, steps=4)
+    resumed.load(tmp_path / "ckpt")
+    for s in range(2, 4):
+        resumed.step(examples(shift=s), seed=s)
+    expected, got = whole.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
+    heads = [t.accelerator.unwrap_model(t.actor).value_head for t in (whole, resumed)]
+    if heads[0] is not None:
+        assert torch.equal(heads[0].weight, heads[1].weight)
+    assert resumed.optimizer_steps == whole.optimizer_steps and resumed.version == whole.version
+
+
+def test_sampled_token_ids_are_what_the_update_scores(tiny_model: str) -> None:
+    t = trainer(tiny_model, GRPO(learning_rate=1e-2))
+    batch = examples(4)
+    batch[0].completion_ids = [10, 11, 12]
+    scored = t.score(batch)
+    assert scored.completions[0] == [10, 11, 12]
+    assert scored.completions[1] == t.tokenizer(batch[1].completion + t.tokenizer.eos_token,
+                                                add_special_tokens=False)["input_ids"]  # fmt: skip
+
+
+def test_no_examples_is_no_update(tiny_model: str) -> None:
+    t = trainer(tiny_model, GRPO(learning_rate=1e-2))
+    assert t.step([], seed=0) == {"examples": 0, "lr": 1e-2}
+    assert t.version == 0 and all(v.abs().max() == 0 for v in lora_b(t).values())
 
 
 @pytest.mark.parametrize(
     "bad",
     [lambda: GRPO(learning_rate=0), lambda: GRPO(epsilon=0), lambda: ReinforcePP(beta=-1), lambda: PPO(lam=2.0),
-     lambda: GRPO(mini_batch_size=0)],
+     lambda: GRPO(mini_batch_size=0), lambda: GRPO(lr_scheduler="sideways"), lambda: PPO(beta=0.1),
+     lambda: GRPO(role_loss="each")],
 )  # fmt: skip
 def test_bad_arguments_are_user_errors(bad) -> None:
     with pytest.raises(UserError):
         bad()
 
 
-def test_qlora_needs_cuda(tiny_model: str, tmp_path: Path) -> None:
+def test_options_are_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        GRPO(1e-6)  # type: ignore[misc]
+
+
+def test_learning_rate_follows_the_schedule_over_steps(tiny_model: str) -> None:
+    t = trainer(tiny_model, GRPO(learning_rate=1e-2, lr_scheduler="linear", warmup_steps=2), steps=6)
+    lrs = [t.step(examples(shift=s), seed=s)["lr"] for s in range(6)]
+    assert lrs[0] == 0.0 and lrs[1] == pytest.approx(5e-3) and lrs[2] == pytest.approx(1e-2)
+    assert lrs[3] > lrs[4] > lrs[5] > 0
+
+
+def test_qlora_needs_cuda(tiny_model: str) -> None:
     if torch.cuda.is_available():
         pytest.skip("CUDA present: covered by the gpu test")
     with pytest.raises(UserError, match="qlora needs a CUDA GPU"):
-        GRPO().update(context(tiny_model, tmp_path / "out", adapter=Adapter("qlora")))
+        trainer(tiny_model, GRPO(), adapter=Adapter("qlora"))
 
 
 @pytest.mark.gpu
-def test_qlora_grpo_step_on_cuda(tiny_model: str, tmp_path: Path) -> None:
+def test_qlora_grpo_step_on_cuda(tiny_model: str) -> None:
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     pytest.importorskip("bitsandbytes")
-    metrics = GRPO(learning_rate=1e-2).update(context(tiny_model, tmp_path / "out", adapter=Adapter("qlora")))
-    assert math.isfinite(metrics["loss"])
-    assert any(v.abs().max() > 0 for k, v in adapter_weights(tmp_path / "out").items() if "lora_B" in k)
+    t = trainer(tiny_model, GRPO(learning_rate=1e-2), adapter=Adapter("qlora"))
+    assert math.isfinite(t.step(examples(), seed=0)["loss"])
+    assert any(v.abs().max() > 0 for v in lora_b(t).values())
 
 
 def test_chunked_log_probs_equal_the_direct_ones_with_gradients() -> None:
-    from selfimprove.updaters.policy_gradient import token_logps
+    from selfimprove.training.actor import token_logps
 
     torch.manual_seed(0)
     head = torch.nn.Linear(4, 11, bias=False)
@@ -164,7 +252,8 @@ def test_chunked_log_probs_equal_the_direct_ones_with_gradients() -> None:
 def test_models_with_scaled_logits_use_their_own_forward(tiny_model: str) -> None:
     from transformers import AutoModelForCausalLM
 
-    from selfimprove.updaters.policy_gradient import Actor, collate
+    from selfimprove.training.actor import Actor
+    from selfimprove.training.tokens import collate
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model)
     split = Actor(model)
@@ -175,3 +264,16 @@ def test_models_with_scaled_logits_use_their_own_forward(tiny_model: str) -> Non
     with torch.no_grad():
         a, b = split(**inputs)[0], whole(**inputs)[0]
     assert torch.allclose(a, b, atol=1e-5) and (a[0, 2:] == 0).all()
+
+
+def test_lora_generation_uses_merged_weights_synced_after_each_update(tiny_model: str) -> None:
+    t = trainer(tiny_model, GRPO(learning_rate=5e-2))
+    ids = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        before = t.policy.inference_model()(input_ids=ids).logits
+    t.step(examples(), seed=1)
+    with torch.no_grad():
+        merged = t.policy.inference_model()(input_ids=ids).logits
+        live = t.model(input_ids=ids).logits  # the PEFT model with its adapter
+    assert not torch.allclose(before, merged, atol=1e-4)  # the update reached the generator
+    assert torch.allclose(merged, live, atol=1e-4)  # and it is the live policy's

@@ -23,7 +23,10 @@ BUILT_INS = {
     "generator": {"hf"},
     "verifier": {"numeric", "regex"},
     "selector": {"correct"},
-    "updater": {"sft"},
+    "updater": {"sft", "grpo"},
+    "source": {"task", "fixed", "role", "buffer"},
+    "parser": {"completion", "between"},
+    "reward": {"verdict", "children"},
 }
 PLUGIN_MODULES = ("fakeplug_good", "fakeplug_broken")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from selfimprove.errors import UserError
@@ -134,7 +136,7 @@ def test_verify_safely_contains_a_crash_to_its_sample():
     verdicts = verify_safely(verifier, rollouts)
     assert [v.passed for v in verdicts] == [True, False, True]
     assert [v.info.get("ok") for v in verdicts] == ["r0", None, "r2"]  # the others keep their own verdicts
-    assert verdicts[1].score == 0.0
+    assert math.isnan(verdicts[1].score)  # not a score: a reward reads it as "no reward", never as 0
     assert verdicts[1].info["error"] == "verifier crashed: ValueError: cannot parse boom"
     assert verifier.calls == 4  # one batch, then one call per sample
 

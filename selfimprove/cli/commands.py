@@ -38,10 +38,11 @@ def run(recipe: str, overrides: tuple[str, ...], run_dir: str | None, resume: bo
         raise UserError(f"--resume: no run to resume in {root}")
     if fresh:
         shutil.rmtree(root, ignore_errors=True)
-    from selfimprove.loop.runner import Runner
+    from selfimprove.loop.runner import run_recipe
 
-    Runner(spec, root, show_progress=not quiet).execute()
-    click.echo(f"Run directory: {root}  (summary.json, metrics.jsonl, iter-*/)")
+    run_recipe(spec, root, show_progress=not quiet)
+    layout = "step-*/, checkpoints/" if spec.online else "iter-*/"
+    click.echo(f"Run directory: {root}  (summary.json, metrics.jsonl, {layout})")
 
 
 @click.command(

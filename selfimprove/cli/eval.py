@@ -119,7 +119,7 @@ def print_results(result: dict) -> None:
     """One row per metric, one column per task."""
     from rich.table import Table
 
-    from selfimprove.loop.runner import metric_columns
+    from selfimprove.loop.heldout import metric_columns
     from selfimprove.progress import console
 
     tasks = result["tasks"]

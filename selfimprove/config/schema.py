@@ -23,8 +23,13 @@ from selfimprove.config.overrides import apply_overrides
 from selfimprove.config.typecheck import describe, matches
 from selfimprove.errors import ConfigError, UserError
 
-# Keys of a task node that the loop reads itself, not the task component.
-TASK_KEYS = {"split": str, "limit": int | None}
+# Keys of a component node that the loop reads itself, not the component: a task's split and limit, the label a
+# verifier's verdicts are kept under, a reward function's weight in its role's sum (and the label of its part).
+LOOP_KEYS: dict[str, dict[str, Any]] = {
+    "task": {"split": str, "limit": int | None},
+    "verifier": {"label": str},
+    "reward": {"weight": int | float, "label": str},
+}
 
 
 @dataclass
@@ -36,6 +41,13 @@ class Component:
     args: dict[str, Any] = field(default_factory=dict)
     split: str = "train"
     limit: int | None = None
+    label: str | None = None
+    weight: float = 1.0
+
+    @property
+    def tag(self) -> str:
+        """What this component's results are kept under: its label, else its name."""
+        return self.label or self.name
 
     def build(self, **overrides: Any) -> Any:
         return registry.get(self.kind, self.name)(**{**self.args, **overrides})
@@ -61,7 +73,14 @@ class Trigger:
 
 @dataclass
 class Role:
-    """One generation pass of an iteration. Later roles can work on earlier roles' results."""
+    """One generation pass of an iteration or a step. Later roles can work on earlier roles' results.
+
+    Offline, a role takes the task's problems, or those an earlier role passed or failed (``when``). Online, its
+    ``source`` says where its problems come from, it has its own ``verifiers`` (default: the recipe's verifier)
+    and reward functions (``rewards``, default: the first verifier's score), its advantages are grouped by
+    ``group_by`` and its loss weighted by ``loss_weight``; ``train: false`` keeps it out of the update (AZR's
+    learnability samples only score proposals).
+    """
 
     name: str
     prompt: Prompt = field(default_factory=Prompt)
@@ -69,6 +88,15 @@ class Role:
     train_prompt_from: str | None = None
     n: int = 1
     generation: dict[str, Any] = field(default_factory=dict)
+    source: Component | None = field(default=None, metadata={"kind": "source"})
+    verifiers: list[Component] | None = field(default=None, metadata={"kind": "verifier"})
+    rewards: list[Component] = field(default_factory=list, metadata={"kind": "reward"})
+    group_by: list[str] = field(default_factory=lambda: ["role", "problem_id"])
+    loss_weight: float = 1.0
+    train: bool = True
+
+
+ONLINE_ROLE_KEYS = ("source", "verifiers", "rewards", "group_by", "loss_weight", "train")
 
 
 @dataclass
@@ -82,10 +110,37 @@ class Adapter:
 
 @dataclass
 class Loop:
+    """Offline (``iterations`` over the task's split, each ending in an update) or online (``steps``, each drawing
+    ``batch_size`` problems and ending in one update of the live policy)."""
+
+    mode: Literal["offline", "online"] = "offline"
+    seed: int = 0
+    # offline
     iterations: int = 1
     init: Literal["base", "previous"] = "base"
-    seed: int = 0
     replay: int = 0  # also train on the examples selected in the previous N iterations (SPIN: 1)
+    # online
+    steps: int = 0
+    batch_size: int = 8  # problems drawn from the task per step
+    eval_every: int = 0  # evaluate every N steps (0: only at the start and the end)
+    save_every: int = 50  # checkpoint every N steps, and at the end
+    keep_last: int = 2  # checkpoints kept
+    max_failed_rewards: float = 0.5  # a step where a larger share of rollouts has no reward stops the run
+
+
+OFFLINE_LOOP_KEYS = ("iterations", "init", "replay")
+ONLINE_LOOP_KEYS = ("steps", "batch_size", "eval_every", "save_every", "keep_last", "max_failed_rewards")
+
+
+@dataclass
+class BufferSpec:
+    """A buffer of problems that lives across the steps of an online run (see ``selfimprove.sources.buffer``):
+    ``seed`` problems to start with, filled at the end of every step by the problems of ``feed`` (a source)."""
+
+    name: str
+    feed: Component | None = field(default=None, metadata={"kind": "source"})
+    seed: list[dict[str, Any]] = field(default_factory=list)
+    max_size: int = 0
 
 
 @dataclass
@@ -112,16 +167,17 @@ class Logging:
 @dataclass
 class Recipe:
     model: str
-    task: Component = field(metadata={"kind": "task"})
-    verifier: Component = field(metadata={"kind": "verifier"})
-    selector: Component = field(metadata={"kind": "selector"})
     updater: Component = field(metadata={"kind": "updater"})
+    task: Component | None = field(default=None, metadata={"kind": "task"})
+    verifier: Component | None = field(default=None, metadata={"kind": "verifier"})
+    selector: Component | None = field(default=None, metadata={"kind": "selector"})
     generator: Component = field(default_factory=lambda: Component("generator", "hf"), metadata={"kind": "generator"})
     roles: list[Role] = field(default_factory=lambda: [Role(name="solver")])
     adapter: Adapter = field(default_factory=Adapter)
     eval: Eval = field(default_factory=Eval)
     loop: Loop = field(default_factory=Loop)
     logging: Logging = field(default_factory=Logging)
+    buffers: list[BufferSpec] = field(default_factory=list)
     name: str = ""
     description: str = ""
     source: str = field(default="", metadata={"internal": True})
@@ -129,6 +185,16 @@ class Recipe:
 
     def role(self, name: str) -> Role:
         return next(r for r in self.roles if r.name == name)
+
+    @property
+    def online(self) -> bool:
+        return self.loop.mode == "online"
+
+    def verifiers_of(self, role: Role) -> list[Component]:
+        """A role's verifiers: its own, else the recipe's one (online roles may have none)."""
+        if role.verifiers is not None:
+            return role.verifiers
+        return [self.verifier] if self.verifier else []
 
 
 class _Builder:
@@ -167,13 +233,14 @@ class _Builder:
             if isinstance(default, Component):  # generator: {temperature: 0.7} keeps the default generator
                 value = {"name": default.name, **value}
         if kind:
-            if typing.get_origin(tp) is list:
+            if value is None and matches(None, tp):
+                return None
+            is_list = any(typing.get_origin(a) is list for a in (tp, *typing.get_args(tp)))
+            if is_list:
                 if not isinstance(value, list):
                     self.problem(path, f"expected a list of {kind}s, got {value!r}")
                     return _BAD
                 return [self.component(kind, v, (*path, i), f.metadata.get("split")) for i, v in enumerate(value)]
-            if value is None and matches(None, tp):
-                return None
             return self.component(kind, value, path, f.metadata.get("split"))
         is_union = typing.get_origin(tp) in (typing.Union, types.UnionType)
         inner = [a for a in typing.get_args(tp) if a is not type(None)] if is_union else [tp]
@@ -201,14 +268,13 @@ class _Builder:
         args = dict(node)
         name = args.pop("name")
         spec = Component(kind, name, split=default_split or "train")
-        if kind == "task":
-            for key, tp in TASK_KEYS.items():
-                if key in args:
-                    value = args.pop(key)
-                    if not matches(value, tp):
-                        self.problem((*path, key), f"expected {describe(tp)}, got {value!r}")
-                    else:
-                        setattr(spec, key, value)
+        for key, tp in LOOP_KEYS.get(kind, {}).items():
+            if key in args:
+                value = args.pop(key)
+                if not matches(value, tp):
+                    self.problem((*path, key), f"expected {describe(tp)}, got {value!r}")
+                else:
+                    setattr(spec, key, value)
         spec.args = args
         reg = registry.registries[kind]
         if name not in reg.entries():
@@ -309,6 +375,101 @@ def _check_roles(recipe: Recipe, b: _Builder) -> None:
         b.problem(("loop", "replay"), f"must be 0 or more, got {recipe.loop.replay}")
 
 
+def _check_mode(recipe: Recipe, b: _Builder) -> None:
+    """What an offline or an online run needs, and the rules between components, before any model loads."""
+    raw_loop = b.located.data.get("loop") or {}
+    updater = registry.get("updater", recipe.updater.name)
+    online_updater = bool(getattr(updater, "online", False))
+    if not recipe.online:
+        if online_updater:
+            b.problem(("updater", "name"), f"updater {recipe.updater.name} trains online, one step at a time on the "
+                      "live policy: set loop.mode: online (with loop.steps)")  # fmt: skip
+        for key in ONLINE_LOOP_KEYS:
+            if isinstance(raw_loop, dict) and key in raw_loop:
+                b.problem(("loop", key), "applies to online runs (loop.mode: online)")
+        for i, role in enumerate(b.located.data.get("roles") or []):
+            for key in ONLINE_ROLE_KEYS:
+                if isinstance(role, dict) and key in role:
+                    b.problem(("roles", i, key), "applies to online runs (loop.mode: online)")
+        for key in ("task", "verifier", "selector"):
+            if getattr(recipe, key) is None:
+                b.problem((), f"an offline run needs '{key}'")
+        if recipe.buffers:
+            b.problem(("buffers",), "buffers live across the steps of an online run (loop.mode: online)")
+        return
+    if not online_updater:
+        b.problem(("updater", "name"), f"updater {recipe.updater.name} trains offline, on a whole iteration's "
+                  "examples: online runs take grpo, reinforce_pp or ppo")  # fmt: skip
+    for key in OFFLINE_LOOP_KEYS:
+        if isinstance(raw_loop, dict) and key in raw_loop:
+            b.problem(("loop", key), "applies to offline runs; an online run keeps one live policy for loop.steps")
+    if recipe.selector is not None:
+        b.problem(("selector",), "online runs train on every rewarded rollout of a step; remove the selector")
+    generator = registry.get("generator", recipe.generator.name)
+    if not getattr(generator, "live", False):
+        b.problem(("generator", "name"), f"generator {recipe.generator.name} cannot sample from the live policy")
+    for key, minimum in (("steps", 0), ("batch_size", 1), ("eval_every", 0), ("save_every", 1), ("keep_last", 1)):
+        if getattr(recipe.loop, key) < minimum:
+            b.problem(("loop", key), f"must be at least {minimum}, got {getattr(recipe.loop, key)}")
+    if not 0 <= recipe.loop.max_failed_rewards <= 1:
+        b.problem(("loop", "max_failed_rewards"), f"is a share between 0 and 1, got {recipe.loop.max_failed_rewards}")
+    buffers = [buf.name for buf in recipe.buffers]
+    for i, buf in enumerate(recipe.buffers):
+        if buf.name in buffers[:i]:
+            b.problem(("buffers", i, "name"), f"duplicate buffer name '{buf.name}'")
+        if buf.feed is not None:
+            _check_source(buf.feed, ("buffers", i, "feed"), [r.name for r in recipe.roles], buffers, b)
+    seen: list[str] = []
+    uses_task = False
+    for i, role in enumerate(recipe.roles):
+        path: KeyPath = ("roles", i)
+        for key in ("when", "train_prompt_from"):
+            if getattr(role, key):
+                b.problem((*path, key), "applies to offline runs; online, an earlier role feeds this one through "
+                          "source: {name: role, role: ..., passed: ...}")  # fmt: skip
+        source = role.source or Component("source", "task")
+        uses_task |= source.name == "task"
+        _check_source(source, (*path, "source"), seen, buffers, b)
+        verifiers = recipe.verifiers_of(role)
+        tags = [v.tag for v in verifiers]
+        for j, tag in enumerate(tags):
+            if tag in tags[:j]:
+                b.problem((*path, "verifiers", j), f"two verifiers under '{tag}': give one a label (label: ...)")
+        if not role.rewards and not verifiers and role.train:
+            b.problem(path, f"role '{role.name}' has no verifier and no rewards: nothing to train it on")
+        names = [r.name for r in recipe.roles]
+        for j, reward in enumerate(role.rewards):
+            for other in getattr(_built(reward), "reads_roles", ()):
+                if other not in names:
+                    b.problem((*path, "rewards", j), f"reads role '{other}', which this recipe does not have")
+        for j, key in enumerate(role.group_by):
+            if key not in ("role", "problem_id") and not (key.startswith("meta.") and len(key) > 5):
+                b.problem((*path, "group_by", j), f"'{key}' must be role, problem_id or meta.<key>")
+        seen.append(role.name)
+    if uses_task and recipe.task is None:
+        b.problem((), "a role draws from the task (source: task, the default): the recipe needs 'task'")
+
+
+def _built(spec: Component) -> Any:
+    """The component, built (constructors are cheap by contract); None when it cannot be (already reported)."""
+    try:
+        return spec.build()
+    except UserError:
+        return None
+
+
+def _check_source(spec: Component, path: KeyPath, earlier: list[str], buffers: list[str], b: _Builder) -> None:
+    source = _built(spec)
+    if source is None:
+        return
+    for role in getattr(source, "reads_roles", ()):
+        if role not in earlier:
+            b.problem(path, f"reads role '{role}', which is not an earlier role (earlier: {earlier or 'none'})")
+    for buffer in getattr(source, "reads_buffers", ()):
+        if buffer not in buffers:
+            b.problem(path, f"reads buffer '{buffer}', which is not declared (buffers: {buffers or 'none'})")
+
+
 def _check_eval_sampling(spec: Eval, b: _Builder) -> None:
     if spec.n < 1:
         b.problem(("eval", "n"), f"must be at least 1, got {spec.n}")
@@ -331,6 +492,7 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     if not isinstance(recipe, Recipe):
         raise ConfigError(b.problems or ["recipe could not be read"])
     _check_roles(recipe, b)
+    _check_mode(recipe, b)
     from selfimprove.tracking import missing_packages
 
     for backend, message in missing_packages(recipe.logging).items():
@@ -340,6 +502,15 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     recipe.source = str(Path(path).resolve())
     recipe.resolved = located.data
     return recipe
+
+
+def nested_component(kind: str, node: Any, owner: str) -> Component:
+    """A component named inside another component's arguments (a source's parser), checked as a recipe's are."""
+    b = _Builder(Located({kind: node}, {(): owner}))
+    spec = b.component(kind, node, (kind,), None)
+    if b.problems:
+        raise UserError("; ".join(b.problems))
+    return spec
 
 
 def load_component(kind: str, name: str, args: list[str]) -> Component:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from selfimprove.models import Policy
+from selfimprove.models.live import LivePolicy
 from selfimprove.progress import Tracker
 from selfimprove.records import Messages
 
@@ -23,13 +24,17 @@ class Output:
     text: str
     num_tokens: int
     entropy: float | None = None  # mean per-token entropy (nats) of the policy over the generated tokens
+    token_ids: list[int] | None = None  # the sampled tokens (end of turn included when it was sampled)
 
 
 class Generator(Protocol):
     def generate(
-        self, policy: Policy, requests: list[Request], *, seed: int, done: set[str], tracker: Tracker
+        self, policy: Policy | LivePolicy, requests: list[Request], *, seed: int, done: set[str], tracker: Tracker
     ) -> Iterator[list[Output]]:
         """Yield outputs batch by batch, skipping batches whose ids are all in ``done``.
+
+        ``policy`` is a policy on disk or one in memory (the loop's loaded checkpoint, an online run's live
+        weights); a generator that cannot sample from weights in memory (a remote endpoint) takes only the former.
 
         Batches must be a deterministic function of ``requests`` and each seeded on
         its own, so a resumed run reproduces exactly what an uninterrupted run makes.

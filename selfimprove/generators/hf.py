@@ -9,6 +9,7 @@ from typing import Any
 from selfimprove.errors import UserError
 from selfimprove.generators import Output, Request
 from selfimprove.models import Policy
+from selfimprove.models.live import LivePolicy, as_live
 from selfimprove.progress import Tracker
 from selfimprove.prompts import render_chat
 
@@ -17,8 +18,6 @@ def truncate_at_stop(text: str, stop: list[str]) -> str:
     cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
     return text if cut < 0 else text[:cut]
 
-
-_loaded: tuple[Policy, Any, Any] | None = None
 
 # Below this many shared tokens a separate prefix pass costs more than it saves.
 MIN_SHARED_PREFIX = 16
@@ -76,6 +75,8 @@ class EntropyRecorder:
 class HFGenerator:
     """Batched sampling with transformers (left padding, chat template, stop strings, seeded batches)."""
 
+    live = True  # samples from weights in memory: an online run's live policy
+
     def __init__(
         self,
         temperature: float = 1.0,
@@ -98,19 +99,6 @@ class HFGenerator:
         self.batch_size, self.max_batch_tokens, self.max_prompt_tokens = batch_size, max_batch_tokens, max_prompt_tokens
         self.share_prefix = share_prefix
         self.entropy = entropy
-
-    def _load(self, policy: Policy) -> tuple[Any, Any]:
-        # One loaded policy shared by every HFGenerator: the roles' generator and the eval generator differ
-        # only in sampling settings, so an iteration loads (and merges) the policy once and holds one copy.
-        global _loaded
-        if _loaded is None or _loaded[0] != policy:
-            from selfimprove.models.loading import load_for_inference, load_tokenizer
-
-            _loaded = None  # free the old model before loading the new one
-            tokenizer = load_tokenizer(policy.base)
-            tokenizer.padding_side = "left"
-            _loaded = (policy, load_for_inference(policy), tokenizer)
-        return _loaded[1], _loaded[2]
 
     def batches(self, lengths: list[int]) -> list[list[int]]:
         """Indices grouped by similar prompt length, under both the row and the token budget."""
@@ -162,11 +150,12 @@ class HFGenerator:
         return tokens
 
     def generate(
-        self, policy: Policy, requests: list[Request], *, seed: int, done: set[str], tracker: Tracker
+        self, policy: Policy | LivePolicy, requests: list[Request], *, seed: int, done: set[str], tracker: Tracker
     ) -> Iterator[list[Output]]:
         import torch
 
-        model, tokenizer = self._load(policy)
+        live = as_live(policy)
+        model, tokenizer = live.inference_model(), live.tokenizer
         texts = [render_chat(tokenizer, r.messages) for r in requests]
         encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
         if self.max_prompt_tokens:
@@ -201,6 +190,6 @@ class HFGenerator:
             outputs = []
             for rid, tokens, entropy in zip(ids, new, entropies, strict=True):
                 text = tokenizer.decode(tokens, skip_special_tokens=True)
-                outputs.append(Output(rid, truncate_at_stop(text, self.stop), len(tokens), entropy))
+                outputs.append(Output(rid, truncate_at_stop(text, self.stop), len(tokens), entropy, tokens))
             tracker.advance(len(batch), sum(o.num_tokens for o in outputs))
             yield outputs

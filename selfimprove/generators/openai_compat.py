@@ -81,8 +81,8 @@ class OpenAIGenerator:
     def generate(
         self, policy: Policy, requests: list[Request], *, seed: int, done: set[str], tracker: Tracker
     ) -> Iterator[list[Output]]:
-        if policy.checkpoint:
-            raise UserError("openai: an endpoint serves a fixed model; a checkpoint cannot be loaded into it")
+        if not isinstance(policy, Policy) or policy.checkpoint:
+            raise UserError("openai: an endpoint serves a fixed model; it cannot sample from trained weights")
         with ThreadPoolExecutor(self.concurrency) as pool:
             for start in range(0, len(requests), self.concurrency):
                 batch = requests[start : start + self.concurrency]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,13 @@ class RunDir:
     def append_metrics(self, record: dict[str, Any]) -> None:
         with self.path("metrics.jsonl").open("a") as fh:
             fh.write(json.dumps(record, sort_keys=True) + "\n")
+
+    def rewrite_metrics(self, keep: Callable[[dict[str, Any]], bool]) -> None:
+        """Drop the metric records ``keep`` rejects (a resumed online run replays the steps after its checkpoint)."""
+        path = self.root / "metrics.jsonl"
+        if path.exists():
+            records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            _fsync_write(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records if keep(r)))
 
     def commit_dir(self, tmp: Path, final: Path) -> None:
         shutil.rmtree(final, ignore_errors=True)

@@ -8,21 +8,37 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rich.table import Table
-
 from selfimprove.config.schema import Component, Logging, Recipe, Role
 from selfimprove.errors import UserError
-from selfimprove.eval.evaluate import Sampling, evaluate_task, mean
-from selfimprove.loop import manifest, stages
+from selfimprove.eval.evaluate import mean
+from selfimprove.loop import heldout, manifest, stages
+from selfimprove.loop.heldout import print_eval_table
 from selfimprove.loop.processes import process_rank, wait_for
 from selfimprove.loop.rundir import RunDir
 from selfimprove.models import Policy
 from selfimprove.models.embedded import resolve
+from selfimprove.models.live import LoadedPolicy
 from selfimprove.progress import console
 from selfimprove.prompts import render
 from selfimprove.records import Example, Problem, Rollout
 from selfimprove.tracking import Trackers
 from selfimprove.updaters import UpdateContext
+
+
+def load_problems(task: Component) -> list[Problem]:
+    problems = task.build().load(task.split)[: task.limit]
+    if not problems:
+        raise UserError(f"task '{task.name}' has no problems in split '{task.split}'")
+    return problems
+
+
+def run_recipe(recipe: Recipe, run_dir: str | Path, show_progress: bool = True) -> dict[str, Any]:
+    """Run a recipe offline (iterations) or online (steps of one live policy), as its ``loop.mode`` says."""
+    if recipe.online:
+        from selfimprove.loop.online import OnlineRunner
+
+        return OnlineRunner(recipe, run_dir, show_progress).execute()
+    return Runner(recipe, run_dir, show_progress).execute()
 
 
 class Runner:
@@ -35,6 +51,7 @@ class Runner:
         # A missing package fails here. Only the main process logs: the others would open second W&B runs.
         logging = recipe.logging if self.is_main else Logging()
         self.trackers = Trackers(logging, self.run.root, recipe.resolved)
+        self._loaded: LoadedPolicy | None = None
 
     # -- setup -----------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -48,20 +65,13 @@ class Runner:
 
         check_adapter_supported(self.recipe.adapter)
         # Read every data set before loading a model, so bad data fails in seconds, not after a model load.
-        self.problems = {"train": self.load_problems(self.recipe.task)}
-        self.problems.update({f"eval:{t.name}": self.load_problems(t) for t in self.recipe.eval.tasks})
+        self.problems = {"train": load_problems(self.recipe.task)}
+        self.problems.update({f"eval:{t.name}": load_problems(t) for t in self.recipe.eval.tasks})
         if self.is_main:
             self.run.write_json("manifest.json", manifest.build(self.recipe, sys.argv))
         self.base = resolve(self.recipe.model)
         self.generator = self.recipe.generator.build()
         self.verifier = self.recipe.verifier.build()
-
-    @staticmethod
-    def load_problems(task: Component) -> list[Problem]:
-        problems = task.build().load(task.split)[: task.limit]
-        if not problems:
-            raise UserError(f"task '{task.name}' has no problems in split '{task.split}'")
-        return problems
 
     def _generator_for(self, overrides: dict[str, Any]) -> Any:
         # Roles that change no generation setting share one generator, and with it the loaded model.
@@ -93,11 +103,12 @@ class Runner:
             jobs = self.jobs_for(role, problems, earlier)
             with stages.Timer() as t:
                 rollouts = stages.generate(
-                    self.run, f"{d}/rollouts-{role.name}.jsonl", self._generator_for(role.generation), policy,
+                    self.run, f"{d}/rollouts-{role.name}.jsonl", self._generator_for(role.generation),
+                    self.loaded(policy),
                     jobs, role.name, role.n, stages.stage_seed(self.seed, it, role.name), self.show_progress,
                 )  # fmt: skip
                 if hasattr(self.verifier, "use_policy"):  # a judge that scores with the current policy
-                    self.verifier.use_policy(policy)
+                    self.verifier.use_policy(self.loaded(policy))
                 rollouts = stages.verify(self.run, f"{d}/verified-{role.name}.jsonl", self.verifier, rollouts)
             earlier[role.name] = rollouts
             self._metric(it, f"generate:{role.name}", t.seconds, {
@@ -153,27 +164,17 @@ class Runner:
     # -- evaluation ------------------------------------------------------------------------------------
     def evaluate(self, it: int, policy: Policy) -> dict[str, dict[str, float]]:
         """Held-out metrics of ``policy``: greedy accuracy and, with ``eval.n > 1``, pass@k and maj@k."""
-        d = f"iter-{it:03d}"
-        if self.run.exists(d, "eval.json"):
-            return self.run.read_json(f"{d}/eval.json")
-        spec = self.recipe.eval
-        role = self.recipe.role(spec.prompt_from) if spec.prompt_from else self.recipe.roles[0]
-        sampling = Sampling(spec.generation, spec.n, spec.k, spec.temperature)
-        verifier = spec.verifier.build() if spec.verifier else self.verifier
-        if hasattr(verifier, "use_policy"):
-            verifier.use_policy(policy)
-        results: dict[str, dict[str, float]] = {}
-        for task in spec.tasks:
-            problems = self.problems[f"eval:{task.name}"]
-            prompts = [render(role.prompt, p, few_shot=spec.few_shot) for p in problems]
-            with stages.Timer() as t:
-                results[task.name], _, _ = evaluate_task(
-                    self.run, f"{d}/eval", task.name, problems, prompts, self.recipe.generator, sampling, verifier,
-                    policy, stages.stage_seed(self.seed, it, "eval", task.name), self.show_progress,
-                )  # fmt: skip
-            self._metric(it, f"eval:{task.name}", t.seconds, results[task.name])
-        self.run.write_json(f"{d}/eval.json", results)
-        return results
+        return heldout.evaluate(
+            self.recipe, self.run, f"iter-{it:03d}", self.problems, self.verifier, self.loaded(policy), self.seed,
+            self.show_progress, lambda stage, seconds, values: self._metric(it, stage, seconds, values),
+        )  # fmt: skip
+
+    def loaded(self, policy: Policy) -> LoadedPolicy:
+        """``policy`` in memory, loaded once for the roles that sample from it and for its evaluation."""
+        if self._loaded is None or self._loaded.policy != policy:
+            self._loaded = None  # free the old model before loading the next
+            self._loaded = LoadedPolicy(policy)
+        return self._loaded
 
     # -- bookkeeping -----------------------------------------------------------------------------------
     def _metric(self, it: int, stage: str, seconds: float, values: dict[str, Any]) -> None:
@@ -203,29 +204,3 @@ class Runner:
             print_eval_table(evals)
         self.trackers.close()
         return self.write_summary(evals)
-
-
-def metric_columns(metrics: dict[str, Any]) -> list[str]:
-    """The headline metrics of one task's results, in reading order: accuracy, pass@k by k, maj@k by k."""
-    keys = [key for key in metrics if key.startswith(("pass@", "maj@"))]
-    return ["accuracy", *sorted(keys, key=lambda key: (key.startswith("maj"), int(key.split("@")[1])))]
-
-
-def print_eval_table(evals: list[dict[str, Any]]) -> None:
-    """One row per task and metric, one column per iteration (metrics outnumber iterations)."""
-    if not evals or not evals[0]:
-        return
-    table = Table(title="Held-out evaluation")
-    table.add_column("task", style="bold")
-    table.add_column("metric")
-    for i in range(len(evals)):
-        table.add_column(f"iter {i}", justify="right")
-    for name in evals[0]:
-        last = evals[-1].get(name, evals[0][name])
-        rows = [(key, "{:.1%}") for key in metric_columns(last)]
-        rows += [("mean_response_tokens", "{:.0f}"), ("entropy", "{:.3f}")]
-        for j, (key, fmt) in enumerate(rows):
-            values = [e.get(name, {}).get(key) for e in evals]
-            if any(v is not None for v in values):
-                table.add_row(name if j == 0 else "", key, *("" if v is None else fmt.format(v) for v in values))
-    console.print(table)

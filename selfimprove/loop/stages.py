@@ -29,8 +29,11 @@ def generate(
     n: int,
     seed: int,
     show_progress: bool = True,
+    keep_token_ids: bool = False,
+    transient: bool = False,
 ) -> list[Rollout]:
-    """Sample ``n`` completions per (problem, prompt, train_prompt) job; resumable by batch."""
+    """Sample ``n`` completions per (problem, prompt, train_prompt) job; resumable by batch. ``keep_token_ids``
+    records the sampled tokens (online updates score exactly them)."""
     if run.exists(name):
         return [Rollout.from_json(r) for r in run.read_jsonl(name)]
     by_id = {}
@@ -41,14 +44,14 @@ def generate(
             by_id[rid] = (problem, prompt, train_prompt)
             requests.append(Request(rid, prompt))
     done = {r["id"]: r for r in run.read_partial(name)}
-    with track(f"{name}", len(requests), show_progress) as tracker:
+    with track(f"{name}", len(requests), show_progress, transient) as tracker:
         for batch in generator.generate(policy, requests, seed=seed, done=set(done), tracker=tracker):
             fresh = []
             for out in batch:
                 problem, prompt, train_prompt = by_id[out.id]
                 rollout = Rollout(
                     out.id, role, problem.id, prompt, out.text, problem.answer, train_prompt, out.num_tokens,
-                    meta=problem.meta, entropy=out.entropy,
+                    meta=problem.meta, entropy=out.entropy, completion_ids=out.token_ids if keep_token_ids else None,
                 )  # fmt: skip
                 fresh.append(rollout.to_json())
             run.append_partial(name, fresh)
@@ -64,6 +67,21 @@ def verify(run: RunDir, name: str, verifier: Verifier, rollouts: list[Rollout]) 
         return [Rollout.from_json(r) for r in run.read_jsonl(name)]
     for rollout, verdict in zip(rollouts, verify_safely(verifier, rollouts), strict=True):
         rollout.verdict = verdict
+    run.write_jsonl(name, [r.to_json() for r in rollouts])
+    return rollouts
+
+
+def verify_all(run: RunDir, name: str, verifiers: list[tuple[str, Verifier]], rollouts: list[Rollout]) -> list[Rollout]:
+    """Every verifier's verdicts: the first one's in ``Rollout.verdict``, the others' in ``Rollout.verdicts`` under
+    their labels; written as one file."""
+    if run.exists(name):
+        return [Rollout.from_json(r) for r in run.read_jsonl(name)]
+    for k, (label, verifier) in enumerate(verifiers):
+        for rollout, verdict in zip(rollouts, verify_safely(verifier, rollouts), strict=True):
+            if k == 0:
+                rollout.verdict = verdict
+            else:
+                rollout.verdicts[label] = verdict
     run.write_jsonl(name, [r.to_json() for r in rollouts])
     return rollouts
 

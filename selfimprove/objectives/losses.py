@@ -77,3 +77,26 @@ def clipped_value_loss(
         clipped = old_values + torch.clamp(values - old_values, -clip, clip)
         loss = torch.max(loss, (clipped - returns) ** 2)
     return 0.5 * loss
+
+
+def role_sequence_weights(
+    lengths: torch.Tensor,
+    roles: list[str],
+    loss_weights: torch.Tensor,
+    mode: Aggregation,
+    max_length: int | None = None,
+    per_role: bool = False,
+) -> torch.Tensor:
+    """``sequence_weights`` for a minibatch whose sequences come from several roles, each times its role's weight.
+
+    ``per_role=False`` aggregates over the whole minibatch (one loss over every role's sequences, AZR);
+    ``per_role=True`` aggregates each role's sequences on their own and sums the roles' losses (LSP's
+    ``L_Sol + alpha L_Ch``, each a mean over its own role).
+    """
+    if not per_role:
+        return sequence_weights(lengths, mode, max_length) * loss_weights
+    out = torch.zeros(lengths.shape, dtype=torch.float32)
+    for role in dict.fromkeys(roles):
+        rows = torch.tensor([r == role for r in roles])
+        out[rows] = sequence_weights(lengths[rows], mode, max_length)
+    return out * loss_weights

@@ -11,6 +11,21 @@ from selfimprove.records import Example, Rollout
 FIELDS = ("role", "problem_id")
 
 
+def group_key(rollout: Rollout, group_by: list[str]) -> str:
+    """The key a rollout's advantage baseline is computed over: its ``role``, ``problem_id`` and ``meta.<key>``
+    fields, joined. A rollout without a named meta field is a user error (a task or source that lacks it)."""
+    parts = []
+    for key in group_by:
+        if key in FIELDS:
+            parts.append(str(getattr(rollout, key)))
+        else:
+            name = key[len("meta.") :]
+            if name not in rollout.meta:
+                raise UserError(f"group_by '{key}': rollout {rollout.id} has no meta field '{name}'")
+            parts.append(str(rollout.meta[name]))
+    return "/".join(parts)
+
+
 class Scored:
     """Each verified rollout becomes an Example with ``reward = verdict.score`` and a ``group`` key.
 
@@ -30,16 +45,7 @@ class Scored:
         self.drop_zero_variance = drop_zero_variance
 
     def key(self, rollout: Rollout) -> str:
-        parts = []
-        for key in self.group_by:
-            if key in FIELDS:
-                parts.append(str(getattr(rollout, key)))
-            else:
-                name = key[len("meta.") :]
-                if name not in rollout.meta:
-                    raise UserError(f"scored: group_by '{key}': rollout {rollout.id} has no meta field '{name}'")
-                parts.append(str(rollout.meta[name]))
-        return "/".join(parts)
+        return group_key(rollout, self.group_by)
 
     def select(self, rollouts: list[Rollout]) -> list[Example]:
         examples = [

@@ -1,4 +1,9 @@
-"""Updaters train the policy on selected examples and write a standard checkpoint."""
+"""Updaters: how the policy learns from what the loop selected or rewarded.
+
+Offline updaters (``sft``, ``dpo``) train on a whole iteration's examples and write a standard checkpoint
+(``Updater.update``). Online updaters (``grpo``, ``reinforce_pp``, ``ppo``; ``online = True``) are objectives of the
+live trainer (``selfimprove.training.trainer``): one update per step of an online run, on the live policy.
+"""
 
 from __future__ import annotations
 

@@ -26,8 +26,8 @@ from typing import Any, Literal
 
 from selfimprove.errors import UserError
 from selfimprove.progress import track
-from selfimprove.prompts import render_chat
 from selfimprove.records import Example
+from selfimprove.training.tokens import encode_completion, encode_prompt
 from selfimprove.updaters import UpdateContext
 from selfimprove.updaters.sft import _progress_callback, epoch_order, last_complete_checkpoint, loop_trainer_settings
 
@@ -215,14 +215,10 @@ class DPO:
 
 def tokenize_pair(tokenizer: Any, example: Example) -> dict[str, list[int]]:
     """Prompt through the chat template (as the generator saw it), each completion + end-of-turn, as in SFT."""
-
-    def ids(text: str) -> list[int]:
-        return tokenizer(text, add_special_tokens=False)["input_ids"]
-
     return {
-        "prompt_ids": ids(render_chat(tokenizer, example.prompt)),
-        "chosen_ids": ids(example.completion + tokenizer.eos_token),
-        "rejected_ids": ids((example.rejected or "") + tokenizer.eos_token),
+        "prompt_ids": encode_prompt(tokenizer, example.prompt),
+        "chosen_ids": encode_completion(tokenizer, example.completion),
+        "rejected_ids": encode_completion(tokenizer, example.rejected or ""),
     }
 
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from selfimprove.errors import UserError
 from selfimprove.progress import track
-from selfimprove.prompts import render_chat
 from selfimprove.records import Example
+from selfimprove.training.tokens import encode
 from selfimprove.updaters import UpdateContext
 
 
@@ -130,8 +130,7 @@ def loop_trainer_settings(ctx: UpdateContext, save_steps: int) -> dict[str, Any]
 
 def tokenize(tokenizer: Any, example: Example, max_length: int) -> dict[str, list[int]]:
     """Prompt through the chat template, completion + end-of-turn; loss only on the completion's tokens."""
-    prompt = tokenizer(render_chat(tokenizer, example.prompt), add_special_tokens=False)["input_ids"]
-    completion = tokenizer(example.completion + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+    prompt, completion = encode(tokenizer, example.prompt, example.completion)
     ids = (prompt + completion)[:max_length]
     labels = ([-100] * len(prompt) + completion)[:max_length]
     return {"input_ids": ids, "labels": labels}

@@ -14,7 +14,12 @@ class Verifier(Protocol):
 
 
 def verify_safely(verifier: Verifier, rollouts: list[Rollout]) -> list[Verdict]:
-    """Run a batch; if the batch fails, retry one by one so that a crash costs only its sample."""
+    """Run a batch; if the batch fails, retry one by one so that a crash costs only its sample.
+
+    A crashed check is not a score: its verdict's score is NaN (not passed), which a reward reads as "no reward"
+    rather than a 0.0 that would pull its group's baseline."""
+    if not rollouts:
+        return []
     try:
         verdicts = verifier.verify(rollouts)
         if len(verdicts) == len(rollouts):
@@ -26,5 +31,5 @@ def verify_safely(verifier: Verifier, rollouts: list[Rollout]) -> list[Verdict]:
         try:
             out.append(verifier.verify([rollout])[0])
         except Exception as exc:
-            out.append(Verdict(0.0, False, {"error": f"verifier crashed: {type(exc).__name__}: {exc}"}))
+            out.append(Verdict(float("nan"), False, {"error": f"verifier crashed: {type(exc).__name__}: {exc}"}))
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import string
 from typing import Any
 
@@ -9,6 +10,7 @@ from selfimprove import registry
 from selfimprove.errors import UserError
 from selfimprove.generators import Request
 from selfimprove.models import Policy
+from selfimprove.models.live import LivePolicy, LoadedPolicy
 from selfimprove.progress import Tracker
 from selfimprove.records import Rollout, Verdict
 from selfimprove.verifiers.rubrics import RUBRICS, parse_score
@@ -54,9 +56,10 @@ class JudgeVerifier:
         except TypeError as exc:  # an argument the generator does not take
             raise UserError(f"judge: generation settings for generator '{generator}': {exc}") from None
         self.model, self.checkpoint, self.seed = model, checkpoint, seed
-        self.policy: Policy | None = None
+        self.policy: LivePolicy | None = None
+        self._own: Policy | LivePolicy | None = None
 
-    def use_policy(self, policy: Policy) -> None:
+    def use_policy(self, policy: LivePolicy) -> None:
         """The loop calls this before each verify stage with the policy that generated the rollouts."""
         self.policy = policy
 
@@ -77,7 +80,10 @@ class JudgeVerifier:
                 raise UserError("judge: model 'policy' needs the loop's current policy; outside a run, name a model")
             policy = self.policy
         else:
-            policy = Policy(resolve(self.model), self.checkpoint)
+            if self._own is None:  # loaded once, kept for later calls (an endpoint's model is only named)
+                own = Policy(resolve(self.model), self.checkpoint)
+                self._own = LoadedPolicy(own) if getattr(self.generator, "live", False) else own
+            policy = self._own
         requests = [Request(str(i), [{"role": "user", "content": self.prompt(r)}]) for i, r in enumerate(rollouts)]
         texts: dict[str, str] = {}
         for batch in self.generator.generate(policy, requests, seed=self.seed, done=set(), tracker=Tracker(None, None)):
@@ -88,5 +94,6 @@ class JudgeVerifier:
         score = parse_score(judgement, self.max_score)
         kept = judgement[-KEPT_CHARS:]
         if score is None:
-            return Verdict(0.0, False, {"score": None, "error": "unparseable judge output", "judgement": kept})
+            # not a score: a reward reads NaN as "no reward", never as a silent 0
+            return Verdict(math.nan, False, {"score": None, "error": "unparseable judge output", "judgement": kept})
         return Verdict(score, score >= self.threshold, {"score": score, "max_score": self.max_score, "judgement": kept})

@@ -1,0 +1,317 @@
+"""An online run: one live policy across many small steps.
+
+Each step draws a batch of problems, runs every role (generate from the live weights, verify), computes every
+rollout's reward from the whole step, and makes one update; every ``eval_every`` steps the live policy is
+evaluated, every ``save_every`` it is checkpointed. The model, its optimizer and the generator's view of the
+weights stay in memory for the whole run: nothing is written or read between steps but the step's records.
+
+    for step in 1..S:
+        batch    = sampler.batch(step)                                   # the task's split, epoch by epoch
+        for role in roles:                                               # in order: a role may read earlier ones
+            problems = role.source.problems(step, batch, earlier roles, buffers)
+            rollouts = generate(live policy, problems, n) -> verify      # step-NNNNNN/rollouts.jsonl
+        rewards  = each role's reward functions over the step's rollouts
+        buffers += their feeds' problems
+        trainer.step(every rewarded rollout of the trained roles)       # one update, advantages by group key
+
+A step's records are a cache of a deterministic computation: a killed run restarts from its last checkpoint and
+replays the steps after it from their records (only their updates are recomputed), and ends with the same weights
+and metrics as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from selfimprove.config.schema import Component, Logging, Recipe, Role
+from selfimprove.errors import UserError
+from selfimprove.loop import checkpoints, heldout, manifest, stages
+from selfimprove.loop.heldout import print_eval_table
+from selfimprove.loop.processes import process_rank
+from selfimprove.loop.rundir import RunDir
+from selfimprove.loop.sampler import EpochSampler
+from selfimprove.models.embedded import resolve
+from selfimprove.progress import console
+from selfimprove.prompts import render
+from selfimprove.records import Example, Problem, Rollout
+from selfimprove.rewards import StepRollouts
+from selfimprove.rewards.stage import Term, assign_rewards, check_failures
+from selfimprove.selectors.scored import group_key
+from selfimprove.sources import Buffer, StepContext
+from selfimprove.tracking import Trackers
+
+
+class OnlineRunner:
+    def __init__(self, recipe: Recipe, run_dir: str | Path, show_progress: bool = True):
+        self.recipe, self.loop = recipe, recipe.loop
+        self.run = RunDir(run_dir)
+        self.is_main = process_rank() == 0
+        self.show_progress = show_progress and self.is_main
+        self.seed = recipe.loop.seed
+        self.trackers = Trackers(recipe.logging if self.is_main else Logging(), self.run.root, recipe.resolved)
+
+    # -- setup -----------------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        from selfimprove.loop.runner import load_problems
+        from selfimprove.models.loading import check_adapter_supported
+        from selfimprove.quiet import quiet_libraries
+
+        quiet_libraries()
+        if self.run.exists("manifest.json"):
+            manifest.check_resumable(self.run.read_json("manifest.json"), self.recipe, self.run.root)
+            console.print(f"[bold]Resuming[/] {self.run.root}")
+        check_adapter_supported(self.recipe.adapter)
+        # Read every data set before loading a model, so bad data fails in seconds, not after a model load.
+        task = self.recipe.task
+        self.sampler = EpochSampler(load_problems(task), self.loop.batch_size, self.seed) if task else None
+        self.problems = {f"eval:{t.name}": load_problems(t) for t in self.recipe.eval.tasks}
+        if self.is_main:
+            self.run.write_json("manifest.json", manifest.build(self.recipe, sys.argv))
+        self.sources = {r.name: (r.source or Component("source", "task")).build() for r in self.recipe.roles}
+        self.verifiers = {
+            r.name: [(v.tag, v.build()) for v in self.recipe.verifiers_of(r)] for r in self.recipe.roles
+        }  # fmt: skip
+        self.rewards = {r.name: reward_terms(r) for r in self.recipe.roles}
+        self.buffers = {
+            b.name: Buffer(b.name, [seed_problem(b.name, i, p) for i, p in enumerate(b.seed)], b.max_size)
+            for b in self.recipe.buffers
+        }  # fmt: skip
+        self.feeds = {b.name: b.feed.build() for b in self.recipe.buffers if b.feed is not None}
+        self.generators = {r.name: self.recipe.generator.build(**r.generation) for r in self.recipe.roles}
+        self.eval_verifier = self.recipe.verifier.build() if self.recipe.verifier else None
+
+    # -- the run ---------------------------------------------------------------------------------------------------
+    def execute(self) -> dict[str, Any]:
+        from selfimprove.training.trainer import Trainer
+
+        self.start()
+        self.trainer = Trainer(
+            resolve(self.recipe.model), self.recipe.adapter, self.recipe.updater.build(), seed=self.seed,
+            total_steps=self.loop.steps,
+        )  # fmt: skip
+        start = self.restore()
+        evals = {s: self.run.read_json(f"{step_dir(s)}/eval.json") for s in self.eval_steps(start)}
+        if 0 not in evals:
+            evals[0] = self.evaluate(0)
+        self.write_summary(evals)
+        for step in range(start + 1, self.loop.steps + 1):
+            self.step(step)
+            if step == self.loop.steps or (self.loop.eval_every and step % self.loop.eval_every == 0):
+                evals[step] = self.evaluate(step)
+                self.write_summary(evals)
+                print_eval_table(list(evals.values()), "step", list(evals))
+            if step == self.loop.steps or step % self.loop.save_every == 0:
+                self.save(step)
+        self.trackers.close()
+        return self.write_summary(evals)
+
+    def eval_steps(self, upto: int) -> list[int]:
+        every = self.loop.eval_every
+        return [s for s in range(upto + 1) if (s == 0 or (every and s % every == 0)) and self.run.exists(
+            step_dir(s), "eval.json")]  # fmt: skip
+
+    def step(self, step: int) -> None:
+        start = time.perf_counter()
+        rollouts, times = self.play(step)
+        examples = self.examples(rollouts)
+        with stages.Timer() as t:
+            update = self.trainer.step(examples, stages.stage_seed(self.seed, "update", step))
+        times["update"] = t.seconds
+        times["step"] = time.perf_counter() - start
+        self.log_step(step, rollouts, update, times)
+
+    # -- one step's play -------------------------------------------------------------------------------------------
+    def play(self, step: int) -> tuple[dict[str, list[Rollout]], dict[str, float]]:
+        """Every role's rollouts of ``step``, verified and rewarded (read back when the step's records exist);
+        the buffers are fed either way."""
+        d = step_dir(step)
+        times = {"generate": 0.0, "verify": 0.0, "reward": 0.0}
+        if self.run.exists(d, "rollouts.jsonl"):
+            records = [Rollout.from_json(r) for r in self.run.read_jsonl(f"{d}/rollouts.jsonl")]
+            by_role = {r.name: [x for x in records if x.role == r.name] for r in self.recipe.roles}
+            self.feed(step, by_role)
+            return by_role, times
+        batch = self.sampler.batch(step) if self.sampler else []
+        by_role: dict[str, list[Rollout]] = {}
+        policy = self.trainer.policy
+        for role in self.recipe.roles:
+            ctx = StepContext(step, self.rng(step, role.name), batch, dict(by_role), self.buffers)
+            problems = self.sources[role.name].problems(ctx)
+            jobs = [(p, render(role.prompt, p), None) for p in problems]
+            with stages.Timer() as t:
+                rollouts = stages.generate(
+                    self.run, f"{d}/rollouts-{role.name}.jsonl", self.generators[role.name], policy, jobs, role.name,
+                    role.n, stages.stage_seed(self.seed, "step", step, role.name), self.show_progress,
+                    keep_token_ids=True, transient=True,
+                )  # fmt: skip
+            times["generate"] += t.seconds
+            with stages.Timer() as t:
+                for _, verifier in self.verifiers[role.name]:
+                    if hasattr(verifier, "use_policy"):  # a judge that scores with the live policy
+                        verifier.use_policy(policy)
+                rollouts = stages.verify_all(
+                    self.run, f"{d}/verified-{role.name}.jsonl", self.verifiers[role.name], rollouts
+                )
+            times["verify"] += t.seconds
+            by_role[role.name] = rollouts
+        with stages.Timer() as t:
+            step_rollouts = StepRollouts(by_role, {name: [tag for tag, _ in vs] for name, vs in self.verifiers.items()})
+            for role in self.recipe.roles:
+                assign_rewards(by_role[role.name], self.rewards[role.name], step_rollouts)
+            trained = [r for role in self.recipe.roles if role.train for r in by_role[role.name]]
+            check_failures(step, trained, self.loop.max_failed_rewards)
+        times["reward"] = t.seconds
+        self.feed(step, by_role)  # before writing: parsers record rejections on the rollouts they read
+        if self.is_main:
+            self.run.write_jsonl(f"{d}/rollouts.jsonl", [r.to_json() for rs in by_role.values() for r in rs])
+            for role in self.recipe.roles:
+                for stage in ("rollouts", "verified"):
+                    self.run.path(d, f"{stage}-{role.name}.jsonl").unlink(missing_ok=True)
+        return by_role, times
+
+    def rng(self, step: int, *parts: str) -> random.Random:
+        return random.Random(stages.stage_seed(self.seed, "source", step, *parts))
+
+    def feed(self, step: int, by_role: dict[str, list[Rollout]]) -> None:
+        """Add each buffer's feed's problems of this step."""
+        for name, source in self.feeds.items():
+            ctx = StepContext(step, self.rng(step, "buffer", name), [], by_role, self.buffers)
+            self.buffers[name].add(source.problems(ctx), step)
+
+    def examples(self, by_role: dict[str, list[Rollout]]) -> list[Example]:
+        """Every rewarded rollout of the trained roles, with its group key and its role's loss weight."""
+        return [
+            Example(
+                r.id, r.train_prompt or r.prompt, r.completion, weight=role.loss_weight, role=r.role, reward=r.reward,
+                group=group_key(r, role.group_by), completion_ids=r.completion_ids,
+            )
+            for role in self.recipe.roles if role.train
+            for r in by_role[role.name] if r.reward is not None
+        ]  # fmt: skip
+
+    # -- evaluation, checkpoints, records --------------------------------------------------------------------------
+    def evaluate(self, step: int) -> dict[str, dict[str, float]]:
+        return heldout.evaluate(
+            self.recipe, self.run, step_dir(step), self.problems, self.eval_verifier, self.trainer.policy, self.seed,
+            self.show_progress, lambda stage, seconds, values: self.metric(step, stage, seconds, values),
+        )  # fmt: skip
+
+    def save(self, step: int) -> None:
+        tmp = checkpoints.begin(self.run.root, step) if self.is_main else checkpoints.path(self.run.root, step)
+        self.trainer.save(tmp)
+        if self.is_main:
+            state = {"step": step, "buffers": {name: b.state_dict() for name, b in self.buffers.items()}}
+            checkpoints.commit(tmp, state, self.loop.keep_last)
+
+    def restore(self) -> int:
+        """Continue from the newest checkpoint; the step it was taken at (0 without one)."""
+        latest = checkpoints.latest(self.run.root)
+        if latest is None:
+            if self.is_main:
+                self.run.rewrite_metrics(lambda record: False)  # a run killed before its first checkpoint
+            return 0
+        self.trainer.load(latest)
+        state = checkpoints.read_state(latest)
+        for name, saved in state["buffers"].items():
+            self.buffers[name].load_state_dict(saved)
+        step = int(state["step"])
+        if self.is_main:
+            self.run.rewrite_metrics(lambda record: record.get("step", 0) <= step)  # later steps are replayed
+        console.print(f"[bold]Resuming[/] from {latest} (step {step})")
+        return step
+
+    def metric(self, step: int, stage: str, seconds: float, values: dict[str, Any]) -> None:
+        if not self.is_main:
+            return
+        record = {"step": step, "stage": stage, "seconds": round(seconds, 3), **values}
+        self.run.append_metrics(record)
+        self.trackers.log(record)
+
+    def log_step(self, step: int, by_role: dict[str, list[Rollout]], update: dict[str, float], times: dict) -> None:
+        values: dict[str, Any] = {f"{k}_seconds": round(v, 3) for k, v in times.items() if k != "step"}
+        generated = sum(r.num_tokens for rs in by_role.values() for r in rs)
+        if times["generate"]:
+            values["tokens_per_second"] = generated / times["generate"]
+        values["other_seconds"] = round(times["step"] - sum(times[k] for k in ("generate", "verify", "reward",
+                                                                                 "update")), 3)  # fmt: skip
+        if self.sampler:
+            values["epoch"] = self.sampler.epoch(step)
+        for role in self.recipe.roles:
+            values.update(role_metrics(role.name, by_role[role.name]))
+        values.update(update)
+        self.metric(step, "step", times["step"], values)
+        if self.is_main:
+            console.print(step_line(step, self.loop.steps, self.recipe.roles, values))
+
+    def write_summary(self, evals: dict[int, dict[str, Any]]) -> dict[str, Any]:
+        summary = {"steps": [{"step": s, "eval": e} for s, e in sorted(evals.items())]}
+        if self.is_main:
+            self.run.write_json("summary.json", summary)
+        return summary
+
+
+def step_dir(step: int) -> str:
+    return f"step-{step:06d}"
+
+
+def reward_terms(role: Role) -> list[Term]:
+    """A role's reward functions with their weights and part labels (default: the first verifier's score)."""
+    specs = role.rewards or [Component("reward", "verdict")]
+    tags = [s.tag for s in specs]
+    labels = [tag if tags.count(tag) == 1 else f"{tag}#{tags[:i].count(tag) + 1}" for i, tag in enumerate(tags)]
+    return [Term(label, spec.weight, spec.build()) for label, spec in zip(labels, specs, strict=True)]
+
+
+def seed_problem(buffer: str, i: int, data: dict[str, Any]) -> Problem:
+    known = {"id", "question", "answer", "meta"}
+    if not isinstance(data, dict) or set(data) - known:
+        raise UserError(f"buffers '{buffer}' seed {i}: a problem is a mapping of {sorted(known)}, got {data!r}")
+    return Problem(str(data.get("id", f"seed-{i}")), str(data.get("question", "")), data.get("answer"),
+                   dict(data.get("meta") or {}))  # fmt: skip
+
+
+def role_metrics(role: str, rollouts: list[Rollout]) -> dict[str, Any]:
+    """Per-role statistics of one step: reward mean and std, share without a reward, passes, length, entropy,
+    rejected by a later role's parser, and the mean of each reward part."""
+    if not rollouts:
+        return {f"{role}/rollouts": 0}
+    rewards = [r.reward for r in rollouts if r.reward is not None]
+    out: dict[str, Any] = {
+        f"{role}/rollouts": len(rollouts),
+        f"{role}/no_reward": 1 - len(rewards) / len(rollouts),
+        f"{role}/passed": sum(bool(r.verdict and r.verdict.passed) for r in rollouts) / len(rollouts),
+        f"{role}/tokens": sum(r.num_tokens for r in rollouts) / len(rollouts),
+    }
+    if rewards:
+        out[f"{role}/reward"] = statistics.fmean(rewards)
+        out[f"{role}/reward_std"] = statistics.pstdev(rewards)
+    entropies = [r.entropy for r in rollouts if r.entropy is not None]
+    if entropies:
+        out[f"{role}/entropy"] = statistics.fmean(entropies)
+    rejected = sum(r.rejected is not None for r in rollouts)
+    if rejected:
+        out[f"{role}/rejected"] = rejected / len(rollouts)
+    for label in dict.fromkeys(k for r in rollouts for k in r.reward_parts):
+        parts = [r.reward_parts[label] for r in rollouts if r.reward_parts.get(label) is not None]
+        if parts:
+            out[f"{role}/reward:{label}"] = statistics.fmean(parts)
+    return out
+
+
+def step_line(step: int, steps: int, roles: list[Role], values: dict[str, Any]) -> str:
+    parts = [f"step {step}/{steps}"]
+    for role in roles:
+        name = role.name
+        if f"{name}/reward" in values:
+            parts.append(f"{name} reward {values[f'{name}/reward']:.3f}±{values[f'{name}/reward_std']:.2f} "
+                         f"len {values[f'{name}/tokens']:.0f}")  # fmt: skip
+    for key in ("kl", "clip_fraction"):
+        if key in values:
+            parts.append(f"{key} {values[key]:.4f}")
+    parts.append(f"gen {values['generate_seconds']:.1f}s upd {values['update_seconds']:.1f}s")
+    return " · ".join(parts)

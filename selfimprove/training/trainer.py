@@ -1,0 +1,335 @@
+"""The live trainer of an online run: made once, kept for the whole run.
+
+It owns the policy (LoRA, QLoRA or full), its optimizer and learning-rate schedule, the reference for the KL term
+(LoRA: the same model with its adapter switched off; full fine-tuning: a frozen copy, loaded only when a KL term
+needs it) and PPO's value head with its own optimizer. ``step`` runs one update on one step's examples;
+generators sample from ``policy``, a view of the live weights, so nothing goes through the disk between steps.
+
+One step:
+
+1. tokenizes each example (prompt through the chat template, the sampled completion ids when the generator kept
+   them);
+2. scores the completions without gradients when the objective needs it: log-probs under the weights that
+   generated them (the ratio's denominator), under the reference (KL), the critic's values (PPO);
+3. turns rewards into per-token advantages (the objective: group baselines, whitening, GAE);
+4. runs ``epochs`` passes over the step's data in shuffled minibatches, one optimizer step per minibatch, each
+   split into micro-batches by a token budget whose gradients accumulate; under ``accelerate launch`` each process
+   takes a share of every minibatch and DDP averages the gradients, which gives the single-process update.
+
+The learning rate follows the schedule over the run's steps (one scheduler step per online step).
+"""
+
+from __future__ import annotations
+
+import random
+import warnings
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from selfimprove.config.schema import Adapter
+from selfimprove.objectives.losses import role_sequence_weights
+from selfimprove.records import Example
+from selfimprove.training.actor import Actor, disable_dropout, model_inputs
+from selfimprove.training.tokens import collate, encode, micro_batches, pad_rows
+from selfimprove.updaters.policy_gradient import PolicyGradient, RolloutBatch
+
+STATE = "trainer.pt"
+POLICY = "policy"
+
+
+class Trainer:
+    def __init__(self, base: str, adapter: Adapter, objective: PolicyGradient, *, seed: int, total_steps: int):
+        from accelerate import Accelerator
+        from transformers import get_scheduler, set_seed
+
+        from selfimprove.models.loading import load_for_training, load_tokenizer
+
+        cuda = torch.cuda.is_available()
+        self.accelerator = Accelerator(cpu=not cuda, mixed_precision="bf16" if cuda else "no")
+        self.base, self.adapter, self.objective, self.seed = base, adapter, objective, seed
+        self.tokenizer = load_tokenizer(base)
+        set_seed(seed)  # before the adapter and the value head are created
+        model = load_for_training(base, adapter, None)
+        disable_dropout(model)
+        head = objective.value_head(model.config.get_text_config().hidden_size)
+        actor = Actor(model, objective.temperature, head)
+        self.reference: Actor | None = None
+        if objective.needs_reference() and adapter.type == "full":
+            self.reference = Actor(_frozen_copy(base), objective.temperature)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizers = [torch.optim.AdamW(trainable, lr=objective.learning_rate, weight_decay=objective.weight_decay)]
+        if head is not None:
+            optimizers.append(torch.optim.AdamW(head.parameters(), lr=objective.critic_learning_rate))
+        self.schedulers = [
+            get_scheduler(objective.lr_scheduler, o, num_warmup_steps=objective.warmup_steps,
+                          num_training_steps=max(total_steps, 1))
+            for o in optimizers
+        ]  # fmt: skip
+        self.actor, *self.optimizers = self.accelerator.prepare(actor, *optimizers)
+        self.optimizer_steps = 0  # over the whole run: PPO's critic warm-up counts them
+        self.version = 0  # the number of updates so far: what a generator checks to see the weights moved
+        self.policy = TrainedPolicy(self)
+
+    @property
+    def model(self) -> Any:
+        """The policy model itself (PEFT or plain), outside any DDP wrapper."""
+        return self.accelerator.unwrap_model(self.actor).policy
+
+    # -- one update ----------------------------------------------------------------------------------------------
+    def step(self, examples: list[Example], seed: int) -> dict[str, float]:
+        """One update on ``examples`` (rewarded, grouped, each with its role's loss weight); metrics of the update.
+
+        Every process must call it with the same examples. No examples: no update, but the schedule still moves.
+        """
+        o = self.objective
+        metrics: dict[str, float] = {"examples": len(examples), "lr": self.schedulers[0].get_last_lr()[0]}
+        if examples:
+            batch = self.score(examples)
+            o.advantages(batch)
+            metrics |= self._train(batch, seed)
+            self.version += 1
+        with warnings.catch_warnings():  # a step without an actor update (no examples, critic warm-up) is expected
+            warnings.filterwarnings("ignore", message=".*lr_scheduler.step.*optimizer.step")
+            for scheduler in self.schedulers:
+                scheduler.step()
+        return metrics
+
+    def score(self, examples: list[Example]) -> RolloutBatch:
+        """Tokenize the examples and compute what the objective needs before training."""
+        o = self.objective
+        prompts, completions = [], []
+        for e in examples:
+            prompt, completion = encode(self.tokenizer, e.prompt, e.completion, e.completion_ids)
+            prompts.append(prompt[-o.max_prompt_length :])
+            completions.append(completion[: o.max_completion_length] or [self.tokenizer.eos_token_id])
+        pad_id = self.tokenizer.pad_token_id
+        actor = self.accelerator.unwrap_model(self.actor)
+        old_logps = old_values = reference = None
+        if o.needs_old_scores(len(examples)):
+            old_logps, old_values = self._score(actor, prompts, completions, pad_id)
+        if o.needs_reference():
+            if self.reference is not None:
+                reference = self._score(self.reference, prompts, completions, pad_id)[0]
+            else:
+                with actor.policy.disable_adapter():  # LoRA's reference is the base model, without a second copy
+                    reference = self._score(actor, prompts, completions, pad_id)[0]
+        width = max(map(len, completions))
+        return RolloutBatch(
+            prompts, completions, pad_id, pad_rows([torch.ones(len(c)) for c in completions], width),
+            torch.tensor([float(e.reward) for e in examples]), [e.group or e.id for e in examples],
+            pad_rows(old_logps, width) if old_logps is not None else None,
+            pad_rows(reference, width) if reference is not None else None,
+            pad_rows(old_values, width) if old_values is not None else None,
+            roles=[e.role for e in examples], loss_weights=torch.tensor([float(e.weight) for e in examples]),
+        )  # fmt: skip
+
+    @torch.no_grad()
+    def _score(
+        self, actor: Actor, prompts: list[list[int]], completions: list[list[int]], pad_id: int
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+        """Log-probs (and values) of every completion, each process scoring a share, gathered to all."""
+        from accelerate.utils import gather_object
+
+        accelerator = self.accelerator
+        actor.eval()
+        lengths = [len(p) + len(c) for p, c in zip(prompts, completions, strict=True)]
+        mine = list(range(accelerator.process_index, len(prompts), accelerator.num_processes))
+        scored: list[tuple[int, torch.Tensor, torch.Tensor | None]] = []
+        for rows in micro_batches(mine, lengths, self.objective.max_tokens_per_micro_batch):
+            inputs = collate([prompts[i] for i in rows], [completions[i] for i in rows], pad_id)
+            with accelerator.autocast():
+                logps, values = actor(**model_inputs(inputs, accelerator.device))
+            for k, i in enumerate(rows):
+                n = len(completions[i])
+                scored.append((i, logps[k, :n].float().cpu(), None if values is None else values[k, :n].float().cpu()))
+        if accelerator.num_processes > 1:
+            scored = gather_object(scored)
+        scored.sort(key=lambda s: s[0])
+        return [s[1] for s in scored], None if scored[0][2] is None else [s[2] for s in scored]
+
+    def _train(self, batch: RolloutBatch, seed: int) -> dict[str, float]:
+        o, accelerator, actor = self.objective, self.accelerator, self.actor
+        actor.train()
+        world, rank = accelerator.num_processes, accelerator.process_index
+        n = len(batch.prompts)
+        size = o.mini_batch_size or n
+        lengths = [len(p) + len(c) for p, c in zip(batch.prompts, batch.completions, strict=True)]
+        completion_lengths = batch.mask.sum(-1)
+        rng = random.Random(seed)
+        totals = torch.zeros(5, dtype=torch.float64, device=accelerator.device)  # see PolicyGradient.loss
+        steps, grad_norms = 0, []
+        for _ in range(o.epochs):
+            order = list(range(n))
+            rng.shuffle(order)
+            for first in range(0, n, size):
+                minibatch = order[first : first + size]
+                weights = torch.zeros(n)
+                weights[minibatch] = role_sequence_weights(
+                    completion_lengths[minibatch], [batch.roles[i] for i in minibatch], batch.loss_weights[minibatch],
+                    o.loss_aggregation, o.max_completion_length, per_role=o.role_loss == "per_role",
+                )  # fmt: skip
+                value_weights = torch.zeros(n)
+                value_weights[minibatch] = 1.0 / completion_lengths[minibatch].sum()
+                warm = o.warming_up(self.optimizer_steps)
+                # a share of the minibatch per process; equal micro-batch counts keep DDP's all-reduces paired
+                parts = micro_batches(minibatch[rank::world], lengths, o.max_tokens_per_micro_batch)
+                count = len(parts)
+                if world > 1:
+                    count = int(accelerator.gather(torch.tensor([count], device=accelerator.device)).max())
+                parts += [[]] * (count - len(parts))
+                for k, rows in enumerate(parts):
+                    with nullcontext() if k == count - 1 else accelerator.no_sync(actor):
+                        scale = 1.0 if rows else 0.0  # an empty share: a zero-weight pass for DDP
+                        with accelerator.autocast():
+                            loss, stats = o.loss(
+                                actor, batch, rows or minibatch[:1], weights * scale, value_weights * scale, warm
+                            )
+                        # DDP averages gradients over processes and the weights are the whole minibatch's: scale
+                        # the sum back up
+                        accelerator.backward(loss * world)
+                        totals += stats
+                if o.max_grad_norm:
+                    grad_norms.append(accelerator.clip_grad_norm_(actor.parameters(), o.max_grad_norm))
+                actor_optimizer, *critic = self.optimizers
+                if not warm:
+                    actor_optimizer.step()
+                for optimizer in critic:
+                    optimizer.step()
+                for optimizer in self.optimizers:
+                    optimizer.zero_grad(set_to_none=True)
+                steps += 1
+                self.optimizer_steps += 1
+        totals = accelerator.reduce(totals, reduction="sum").cpu()
+        metrics = {
+            "loss": totals[0].item() / steps,
+            "clip_fraction": totals[2].item() / max(totals[3].item(), 1),
+            "optimizer_steps": steps,
+            "tokens": int(sum(lengths)),
+        }
+        if grad_norms:
+            metrics["grad_norm"] = torch.stack([g.float() for g in grad_norms]).mean().item()
+        if batch.ref_logps is not None:
+            metrics["kl"] = totals[1].item() / max(totals[3].item(), 1)
+        if o.uses_critic:
+            metrics["value_loss"] = totals[4].item() / steps
+            metrics["critic_warmup"] = float(o.warming_up(self.optimizer_steps - steps))
+        return metrics
+
+    # -- checkpoints ---------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything but the policy's weights (saved as a standard PEFT adapter or HF model folder)."""
+        head = self.accelerator.unwrap_model(self.actor).value_head
+        return {
+            "optimizers": [o.state_dict() for o in self.optimizers],
+            "schedulers": [s.state_dict() for s in self.schedulers],
+            "value_head": head.state_dict() if head is not None else None,
+            "optimizer_steps": self.optimizer_steps,
+            "version": self.version,
+            "rng": rng_state(),
+        }
+
+    def save(self, directory: Path) -> None:
+        """``directory/policy`` (PEFT adapter or HF model, with the tokenizer) and ``directory/trainer.pt``.
+        Only the main process writes; every process must call it."""
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            self.model.save_pretrained(directory / POLICY)
+            self.tokenizer.save_pretrained(directory / POLICY)
+            torch.save(self.state_dict(), directory / STATE)
+        self.accelerator.wait_for_everyone()
+
+    def load(self, directory: Path) -> None:
+        """Continue from a checkpoint ``save`` wrote: weights, optimizers, schedules, value head, counters."""
+        load_weights(self.model, directory / POLICY, self.adapter.type != "full")
+        state = torch.load(directory / STATE, map_location="cpu", weights_only=False)
+        for optimizer, saved in zip(self.optimizers, state["optimizers"], strict=True):
+            optimizer.load_state_dict(saved)
+        for scheduler, saved in zip(self.schedulers, state["schedulers"], strict=True):
+            scheduler.load_state_dict(saved)
+        head = self.accelerator.unwrap_model(self.actor).value_head
+        if head is not None:
+            head.load_state_dict(state["value_head"])
+        self.optimizer_steps, self.version = state["optimizer_steps"], state["version"]
+        set_rng_state(state["rng"])
+
+
+class TrainedPolicy:
+    """The trainer's live weights as a policy generators sample from (``selfimprove.models.live.LivePolicy``).
+
+    LoRA (not QLoRA) generates from a merged copy refreshed only when an update has happened since the last
+    sync (``training.merged``); full fine-tuning and QLoRA generate with the trained model itself.
+    """
+
+    def __init__(self, trainer: Trainer):
+        self.trainer = trainer
+        self.tokenizer = trainer.tokenizer
+        self._merged: Any = None
+        self._synced = -1
+
+    @property
+    def version(self) -> int:
+        return self.trainer.version
+
+    def inference_model(self) -> Any:
+        model = self.trainer.model
+        if self.trainer.adapter.type != "lora":
+            return model.eval()
+        if self._merged is None:
+            from selfimprove.training.merged import MergedCopy
+
+            self._merged = MergedCopy(model, _frozen_copy(self.trainer.base))
+        if self._synced != self.version:
+            self._merged.sync()
+            self._synced = self.version
+        return self._merged.model
+
+
+def rng_state() -> dict[str, Any]:
+    """The global random generators (Python, NumPy, torch): components that draw from them continue as they were."""
+    import numpy as np
+
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    import numpy as np
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _frozen_copy(base: str) -> Any:
+    from selfimprove.models import Policy
+    from selfimprove.models.loading import load_for_inference
+
+    model = load_for_inference(Policy(base)).requires_grad_(False)
+    disable_dropout(model)
+    return model
+
+
+def load_weights(model: Any, folder: Path, adapter: bool) -> None:
+    """Load a saved adapter (``adapter_model.safetensors``) or full model (one or several safetensors files) into
+    ``model`` in place."""
+    from safetensors.torch import load_file
+
+    if adapter:
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, load_file(folder / "adapter_model.safetensors"))
+        return
+    state: dict[str, torch.Tensor] = {}
+    for file in sorted(folder.glob("*.safetensors")):
+        state.update(load_file(file))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    tied = {k for k in missing if k.endswith("lm_head.weight")}
+    if unexpected or set(missing) - tied:
+        raise RuntimeError(f"checkpoint {folder} does not fit the model: missing {missing}, unexpected {unexpected}")
