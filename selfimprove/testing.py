@@ -8,8 +8,8 @@
 It asserts what the loop relies on: recipe validation can bind and type-check the constructor's arguments; one
 verdict per rollout, in order, independent of batching; scores are floats in range, or NaN for "no score" (never
 passed); ``info`` is JSON (it is written to the run directory); garbage completions and missing answers cost a
-verdict, not an exception; and verifying from another thread gives the same verdicts. Records use ``selfimprove verify``'s format; an optional
-``expect`` key (true/false) pins a record's ``passed``.
+verdict, not an exception; and verifying from another thread gives the same verdicts. Records use ``selfimprove
+verify``'s format; an optional ``expect`` key (true/false) pins a record's ``passed``.
 """
 
 from __future__ import annotations
