@@ -13,7 +13,7 @@ import warnings
 import pytest
 
 from selfimprove.errors import UserError
-from selfimprove.sandbox import Job, Limits, mode, run_many, run_python
+from selfimprove.sandbox import Job, Limits, mode, run_many, run_pair, run_python
 from selfimprove.sandbox import run as sandbox_run
 
 MODES = ["bwrap", "none"] if shutil.which("bwrap") else ["none"]
@@ -231,3 +231,80 @@ def test_nothing_left_in_tmp_without_bwrap():
     run("open('x', 'w').write('y')", "none")
     after = {p for p in os.listdir("/tmp") if p.startswith("selfimprove-sandbox-")}
     assert after <= before
+
+
+# -- two connected programs --------------------------------------------------------------------------------
+
+
+def pair(driver: str, program: str, isolation: str, **limits) -> tuple[sandbox_run.Result, sandbox_run.Result]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return run_pair(Job(driver), Job(program), Limits(**{"timeout": 3.0, **limits}), isolation=isolation)
+
+
+def test_pair_talks_over_its_pipes_and_only_the_driver_reports(isolation):
+    driver = "import os\nos.write(5, b'ping')\nos.write(3, b'got ' + os.read(4, 100))"
+    program = (
+        "import os\ndata = os.read(4, 100)\n"
+        "try:\n    os.fstat(3)\n    has3 = b'yes'\nexcept OSError:\n    has3 = b'no'\n"
+        "os.write(5, data.upper() + b' fd3=' + has3)"
+    )
+    got, served = pair(driver, program, isolation)
+    assert got.status == "ok" and got.report == b"got PING fd3=no"
+    assert served.report == b""
+
+
+def test_pair_driver_sees_the_end_of_the_program(isolation):
+    driver = "import os\nos.write(3, b'eof' if os.read(4, 10) == b'' else b'data')"
+    got, served = pair(driver, "import os\nos._exit(7)", isolation)
+    assert got.report == b"eof" and served.returncode == 7
+
+
+def test_pair_program_is_killed_when_the_driver_ends(isolation):
+    start = time.monotonic()
+    got, served = pair("pass", "import time\nprint('up', flush=True)\ntime.sleep(30)", isolation, timeout=10)
+    assert got.status == "ok" and served.returncode == -signal.SIGKILL
+    assert time.monotonic() - start < 3
+
+
+def test_pair_shares_one_deadline(isolation):
+    start = time.monotonic()
+    got, served = pair("import os\nos.read(4, 1)", "import time\ntime.sleep(30)", isolation, timeout=0.5)
+    assert got.status == served.status == "timeout"
+    assert time.monotonic() - start < 1.5
+
+
+def test_pair_limits_apply_to_each(isolation):
+    source = "import os, resource as r\nos.write({fd}, str(r.getrlimit(r.RLIMIT_AS)[0] >> 20).encode())"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got, _ = run_pair(
+            Job(source.format(fd=3) + "\nos.write(3, b' ' + os.read(4, 20))"),
+            Job(source.format(fd=5)),
+            Limits(memory_mb=300),
+            program_limits=Limits(memory_mb=200),
+            isolation=isolation,
+        )
+    assert got.report == b"300 200"
+
+
+def test_pair_sides_cannot_see_each_other():
+    if "bwrap" not in MODES:
+        pytest.skip("bubblewrap is not installed")
+    probe = (
+        "import json, os\nseen = b''\nfor pid in os.listdir('/proc'):\n    if pid.isdigit():\n"
+        "        seen += open('/proc/' + pid + '/cmdline', 'rb').read()\n"
+        "os.write(FD, json.dumps([os.getuid(), b'SIDE-D' in seen, b'SIDE-P' in seen]).encode() + b'\\n')\n"
+    )
+    driver = probe.replace("FD", "3") + "os.write(3, os.read(4, 100))"
+    program = probe.replace("FD", "5")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got, _ = run_pair(
+            Job(driver, args=["SIDE-D"]), Job(program, args=["SIDE-P"]), Limits(timeout=3), isolation="bwrap"
+        )
+    (uid_d, d_sees_d, d_sees_p), (uid_p, p_sees_d, p_sees_p) = map(json.loads, got.report.decode().splitlines())
+    assert d_sees_d and p_sees_p  # each sees itself (its argv carries its marker)...
+    assert not d_sees_p and not p_sees_d  # ...and not the other: separate PID namespaces
+    if mode("bwrap").drop_uid:
+        assert uid_d != uid_p

@@ -185,10 +185,10 @@ def _call(node, depth):
 
 
 def why_not(value, exc):
-    """What is not plain in ``value``, for a message: ``'AlwaysEqual'``, ``'list holding a generator'``."""
+    """What is not plain in ``value``, for a message: ``'AlwaysEqual'``, ``'list holding generator'``."""
     outer = type(value).__name__
     if exc.type_name == outer and str(exc) == f"{outer} is not a plain value":
         return outer
     if str(exc) == f"{exc.type_name} is not a plain value":
-        return f"{outer} holding a {exc.type_name}"
+        return f"{outer} holding {exc.type_name}"
     return f"{outer} ({exc})"
