@@ -288,23 +288,33 @@ def test_pair_limits_apply_to_each(isolation):
     assert got.report == b"300 200"
 
 
+PROBE = """
+import json, os
+def token(pid):  # a run's command line ends with its token
+    try:
+        return open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")[-2].decode()
+    except (OSError, IndexError, UnicodeDecodeError):
+        return ""
+seen = sorted({token(pid) for pid in os.listdir("/proc") if pid.isdigit()})
+os.write(FD, json.dumps([os.getuid(), token("self"), seen]).encode() + b"\\n")
+"""
+
+
 def test_pair_sides_cannot_see_each_other():
     if "bwrap" not in MODES:
         pytest.skip("bubblewrap is not installed")
-    probe = (
-        "import json, os\nseen = b''\nfor pid in os.listdir('/proc'):\n    if pid.isdigit():\n"
-        "        seen += open('/proc/' + pid + '/cmdline', 'rb').read()\n"
-        "os.write(FD, json.dumps([os.getuid(), b'SIDE-D' in seen, b'SIDE-P' in seen]).encode() + b'\\n')\n"
-    )
-    driver = probe.replace("FD", "3") + "os.write(3, os.read(4, 100))"
-    program = probe.replace("FD", "5")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        got, _ = run_pair(
-            Job(driver, args=["SIDE-D"]), Job(program, args=["SIDE-P"]), Limits(timeout=3), isolation="bwrap"
-        )
-    (uid_d, d_sees_d, d_sees_p), (uid_p, p_sees_d, p_sees_p) = map(json.loads, got.report.decode().splitlines())
-    assert d_sees_d and p_sees_p  # each sees itself (its argv carries its marker)...
-    assert not d_sees_p and not p_sees_d  # ...and not the other: separate PID namespaces
+    driver = PROBE.replace("FD", "3") + "os.close(5)\nos.write(3, os.read(4, 1 << 20))"
+    results = {}
+    for isolation in ("bwrap", "none"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = PROBE.replace("FD", "5") + "os.read(4, 1)"  # alive until the driver is done
+            got, _ = run_pair(Job(driver), Job(program), Limits(timeout=3), isolation=isolation)
+        results[isolation] = [json.loads(line) for line in got.report.decode().splitlines()]
+    (uid_d, token_d, seen_d), (uid_p, token_p, seen_p) = results["bwrap"]
+    assert token_d in seen_d and token_p in seen_p  # each sees itself...
+    assert token_p not in seen_d and token_d not in seen_p  # ...not the other: separate PID namespaces
     if mode("bwrap").drop_uid:
         assert uid_d != uid_p
+    (_, token_d, seen_d), (_, token_p, _) = results["none"]
+    assert token_p in seen_d  # the probe works: without isolation the driver sees the program
