@@ -96,6 +96,89 @@ def test_code_humaneval_style_check():
     assert right.passed and not wrong.passed
 
 
+def verify_code(*pairs: tuple[str, str], **meta) -> list:
+    """Verdicts for ``(program, tests)`` pairs, with ``meta`` added to each record."""
+    rollouts = [rollout(code, i, tests=tests, **meta) for i, (code, tests) in enumerate(pairs)]
+    return CodeVerifier(timeout=3, workers=2).verify(rollouts)
+
+
+def test_code_the_tests_get_functions_and_plain_constants():
+    program = (
+        "LIMIT = 3\nseen = []\ndef add(a, b=0, *, c=0):\n    seen.append(a)\n    print('call', a)\n    return a + b + c"
+    )
+    tests = "assert add(LIMIT, 1) == 4\nassert add(1, b=2, c=3) == 6\nassert add(**{'a': 1}) == 1\n"
+    bad_constant = "LIMIT = object()\ndef add(a, b=0, *, c=0):\n    return a + b + c"
+    right, wrong = verify_code((program, tests), (bad_constant, tests))
+    assert right.passed and right.info["stdout"] == "call 3\ncall 1\ncall 1\n"
+    assert wrong.info["status"] == "failed" and "LIMIT, which is object, not a plain value" in wrong.info["error"]
+
+
+def test_code_program_exceptions_reach_the_tests_as_builtins():
+    tests = """
+try:
+    f(-1)
+except KeyError as exc:
+    assert exc.args == ("negative", -1)
+else:
+    raise AssertionError("no exception")
+assert f(2) == 2
+"""
+    body = "def f(x):\n    if x < 0:\n        raise {}\n    return x"
+    own = "class Negative(KeyError):\n    pass\n" + body.format("Negative('negative', x)")
+    plain = body.format("KeyError('negative', x)")
+    custom = "class Oops(Exception):\n    pass\n" + body.format("Oops('negative')")
+    verdicts = verify_code((own, tests), (plain, tests), (custom, tests))
+    assert [v.passed for v in verdicts] == [True, True, False]
+    assert "tests: Exception: negative (tests.py, line 3); raised by the program (Oops" in verdicts[2].info["error"]
+
+
+def test_code_stop_iteration_cannot_end_the_tests_loops():
+    tests = "assert all(map(is_even, [2, 4, 6]))\nassert not any(map(is_even, [1, 3]))\n"
+    stop = "def is_even(n):\n    raise StopIteration"
+    right = "def is_even(n):\n    return n % 2 == 0"
+    wrong, good = verify_code((stop, tests), (right, tests))
+    assert not wrong.passed and "ProgramError: StopIteration" in wrong.info["error"]
+    assert good.passed
+
+
+def test_code_a_value_that_is_not_plain_fails_even_when_the_tests_catch_it():
+    tests = "try:\n    r = f()\nexcept Exception:\n    r = 1\nassert r == 1\n"
+    program = "class Forty:\n    def __eq__(self, other):\n        return True\ndef f():\n    return [Forty()]"
+    (verdict,) = verify_code((program, tests))
+    assert verdict.info["status"] == "failed"
+    assert verdict.info["error"] == "program: f() returned list holding Forty, not a plain value"
+
+
+def test_code_an_argument_that_is_not_plain_fails():
+    (verdict,) = verify_code(("def f(x):\n    return 1", "assert f(lambda: 0) == 1\n"))
+    assert verdict.info["status"] == "failed" and "argument of f() is" in verdict.info["error"]
+
+
+POLY_PROMPT = (
+    "import math\n\n\ndef poly(xs: list, x: float):\n    return sum(c * math.pow(x, i) for i, c in enumerate(xs))\n\n\n"
+    'def find_zero(xs: list):\n    """ a zero of the polynomial """\n'
+)
+POLY_TESTS = (
+    "def check(candidate):\n    assert abs(poly([-6, 11, -6, 1], candidate([-6, 11, -6, 1]))) < 1e-4\n\n"
+    "check(find_zero)\n"
+)
+
+
+def test_code_prompt_helpers_are_the_tests_own():
+    """HumanEval/32: the tests check the answer with the prompt's poly; a program's own poly cannot answer for it."""
+    rigged = "def poly(xs, x):\n    return 0\n\ndef find_zero(xs):\n    return 0.0\n"
+    right = POLY_PROMPT + "    return 1.0\n"  # 1 is a root of (x-1)(x-2)(x-3)
+    meta = {"entry_point": "find_zero", "prompt_code": POLY_PROMPT}
+    rigged_verdict, right_verdict = verify_code((rigged, POLY_TESTS), (right, POLY_TESTS), **meta)
+    assert not rigged_verdict.passed and rigged_verdict.info["status"] == "failed"
+    assert right_verdict.passed
+
+
+def test_code_entry_point_must_be_a_name():
+    (verdict,) = verify_code(("def f():\n    return 1", "assert f() == 1\n"), entry_point="not a name")
+    assert verdict.info["status"] == "error" and "entry_point" in verdict.info["error"]
+
+
 def test_code_arguments_are_checked():
     with pytest.raises(UserError, match="isolation"):
         CodeVerifier(isolation="docker")
@@ -179,6 +262,35 @@ def test_executor_runtime_failures():
 def test_same_output():
     assert same_output("[1, 2]", "[1,2]") and same_output("'a'", '"a"') and not same_output("1", "2")
     assert not same_output("<object at 0x1>", "<object at 0x2>")
+    assert same_output("float('nan')", " float('nan') ") and same_output("{1, 2}", "{2, 1}")
+    assert same_output("(1+2j)", "complex(1.0, 2.0)") and same_output("1", "1.0")
+    assert not same_output("(1).__class__", "(2).__class__")  # neither side is evaluated
+
+
+def test_executor_outputs_are_plain_values_only():
+    objects = [
+        ("class E:\n    def __eq__(self, o):\n        return True\n    def __repr__(self):\n        return '3'\n"
+         "def f(x):\n    return E()", "E"),
+        ("class I(int):\n    def __eq__(self, o):\n        return True\ndef f(x):\n    return I(3)", "I"),
+        ("def f(x):\n    return (i for i in range(x))", "generator"),
+        ("def f(x):\n    return [1, {'k': lambda: x}]", "list holding function"),
+    ]  # fmt: skip
+    verdicts = ExecutorVerifier().verify([rollout(p, i, answer="3", input="3") for i, (p, _) in enumerate(objects)])
+    for verdict, (_, culprit) in zip(verdicts, objects, strict=True):
+        assert not verdict.passed and verdict.info["status"] == "error" and verdict.info["output"] is None
+        assert verdict.info["errors"] == [f"f returned {culprit}, not a plain value"]
+
+
+def test_executor_output_is_canonical():
+    rollouts = [
+        rollout("def f(x):\n    return {3, 1, 2}", 0, input="0"),
+        rollout("def f(x):\n    return float('nan')", 1, input="0", expected_output="float('nan')"),
+        rollout("def f(x):\n    return 10 ** 5000", 2, input="0"),
+    ]
+    verdicts = ExecutorVerifier().verify(rollouts)
+    assert [v.passed for v in verdicts] == [True, True, True]
+    assert verdicts[0].info["output"] == "{1, 2, 3}" and verdicts[1].info["output"] == "float('nan')"
+    assert verdicts[2].info["output"] == hex(10**5000)
 
 
 def test_executor_arguments_are_checked():
