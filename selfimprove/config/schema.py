@@ -446,6 +446,8 @@ def _check_mode(recipe: Recipe, b: _Builder) -> None:
             if key not in ("role", "problem_id") and not (key.startswith("meta.") and len(key) > 5):
                 b.problem((*path, "group_by", j), f"'{key}' must be role, problem_id or meta.<key>")
         seen.append(role.name)
+    if recipe.eval.tasks and recipe.eval.verifier is None and recipe.verifier is None:
+        b.problem(("eval",), "evaluation needs a verifier: set eval.verifier (or the recipe's verifier)")
     if uses_task and recipe.task is None:
         b.problem((), "a role draws from the task (source: task, the default): the recipe needs 'task'")
 

@@ -34,6 +34,8 @@ def evaluate(
     if run.exists(directory, "eval.json"):
         return run.read_json(f"{directory}/eval.json")
     spec = recipe.eval
+    if not spec.tasks:
+        return {}
     role = recipe.role(spec.prompt_from) if spec.prompt_from else recipe.roles[0]
     sampling = Sampling(spec.generation, spec.n, spec.k, spec.temperature)
     verifier = spec.verifier.build() if spec.verifier else verifier

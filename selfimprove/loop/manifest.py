@@ -15,8 +15,8 @@ from selfimprove.errors import UserError
 
 PACKAGES = ["torch", "transformers", "peft", "trl", "accelerate", "math-verify"]
 
-# Keys that may change between a run and its resumption (extending a run by more iterations).
-RESUMABLE_CHANGES = {("loop", "iterations")}
+# Keys that may change between a run and its resumption (extending a run by more iterations or steps).
+RESUMABLE_CHANGES = {("loop", "iterations"), ("loop", "steps")}
 
 
 def _version(name: str) -> str | None:

@@ -196,10 +196,15 @@ class OnlineRunner:
 
     # -- evaluation, checkpoints, records --------------------------------------------------------------------------
     def evaluate(self, step: int) -> dict[str, dict[str, float]]:
-        return heldout.evaluate(
+        cached = self.run.exists(step_dir(step), "eval.json")  # a step replayed after a resume
+        results = heldout.evaluate(
             self.recipe, self.run, step_dir(step), self.problems, self.eval_verifier, self.trainer.policy, self.seed,
             self.show_progress, lambda stage, seconds, values: self.metric(step, stage, seconds, values),
         )  # fmt: skip
+        if cached:  # its metrics were dropped with the steps after the checkpoint: log them again
+            for task, values in results.items():
+                self.metric(step, f"eval:{task}", 0.0, values)
+        return results
 
     def save(self, step: int) -> None:
         tmp = checkpoints.begin(self.run.root, step) if self.is_main else checkpoints.path(self.run.root, step)
