@@ -179,7 +179,8 @@ def _cli(run: Path, model: str) -> list[str]:
 def _outcome(run: Path) -> tuple[dict, dict, list, dict]:
     from safetensors.torch import load_file
 
-    records = {str(p.relative_to(run)): p.read_text() for p in sorted(run.rglob("*.jsonl")) if p.name != "metrics.jsonl"}
+    files = [p for p in sorted(run.rglob("*.jsonl")) if p.name != "metrics.jsonl"]
+    records = {str(p.relative_to(run)): p.read_text() for p in files}
     metrics = [json.loads(x) for x in (run / "metrics.jsonl").open()]
     metrics = [{k: v for k, v in m.items() if "seconds" not in k and k != "tokens_per_second"} for m in metrics]
     weights = load_file(run / "checkpoints" / "step-000005" / "policy" / "adapter_model.safetensors")
@@ -272,7 +273,9 @@ def test_validate_rejects_what_an_online_run_cannot_do(write_recipe) -> None:
 
 
 def test_validate_rejects_a_role_fed_by_a_later_role_or_a_missing_buffer(write_recipe) -> None:
-    text = ONLINE + """
+    text = (
+        ONLINE
+        + """
 roles:
   - name: first
     source: {name: role, role: second}
@@ -281,6 +284,7 @@ roles:
     source: {name: buffer, buffer: nowhere}
     rewards: [{name: children, role: ghost}]
 """
+    )
     found = _problems(write_recipe, text)
     assert any("roles.0.source: reads role 'second', which is not an earlier role (earlier: none)" in p for p in found)
     assert any("roles.2.source: reads buffer 'nowhere', which is not declared" in p for p in found)
