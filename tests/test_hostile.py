@@ -1,11 +1,13 @@
-"""Hostile programs through the code verifier: each must be contained.
+"""Hostile programs through the code verifier, and reward hacks through the code and executor verifiers.
 
-Contained means: the verdict is not passed, the verifying process survives and reports, nothing the program
-started is alive afterwards, and the verification ends within its timeout plus one second. Each program is
-verified by tests/hostile/driver.py running as PID 1 of its own PID namespace (``unshare``), so a program that
-escapes can harm only that namespace, and "nothing left behind" is simply "no other process in it".
+A hostile program (``CASES``) must be contained: the verdict is not passed, the verifying process survives and
+reports, nothing the program started is alive afterwards, and the verification ends within its timeout plus one
+second. A reward hack (``tests/hostile/hacks.py``) is a wrong program that tries to be judged right: it must not
+pass, and a right program for the same check must pass, in the same mode. Each is verified by
+tests/hostile/driver.py running as PID 1 of its own PID namespace (``unshare``), so a program that escapes can
+harm only that namespace, and "nothing left behind" is simply "no other process in it".
 
-The programs run in every isolation mode this machine has (bubblewrap, and limits only). Programs whose
+Everything runs in every isolation mode this machine has (bubblewrap, and limits only). Programs whose
 containment needs isolation (files, network, other processes) or a process limit are skipped, with the reason,
 in a mode that does not give it. All cases run concurrently from one fixture so the suite takes seconds.
 """
@@ -28,6 +30,10 @@ from pathlib import Path
 import pytest
 
 from selfimprove.sandbox import mode
+from selfimprove.sandbox.plain import decode, encode
+
+sys.path.insert(0, str(Path(__file__).parent))
+from hostile.hacks import HACKS, Hack  # noqa: E402
 
 DRIVER = Path(__file__).parent / "hostile" / "driver.py"
 ROOT = Path(__file__).resolve().parent.parent
@@ -269,7 +275,7 @@ def unshare_prefix() -> list[str] | None:
     return prefix if ok else None
 
 
-def skip_reason(isolation: str, case: Case) -> str | None:
+def skip_reason(isolation: str, case: Case | Hack) -> str | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the limits-only mode's warning: expected here
@@ -283,9 +289,24 @@ def skip_reason(isolation: str, case: Case) -> str | None:
     return None
 
 
+def payload(name: str, isolation: str) -> dict:
+    """What tests/hostile/driver.py verifies for a hostile case (one record) or a hack (the wrong program, then
+    the right one)."""
+    if name in CASES:
+        case = CASES[name]
+        records = [{"completion": case.program, "meta": {"tests": case.tests}}]
+        return {"isolation": isolation, "timeout": case.timeout, "memory_mb": case.memory_mb, "verifier": "code",
+                "records": records}  # fmt: skip
+    hack = HACKS[name]
+    meta = {"tests": hack.tests, **hack.meta} if hack.verifier == "code" else hack.meta
+    records = [{"completion": program, "meta": meta} for program in (hack.wrong, hack.right)]
+    return {"isolation": isolation, "timeout": hack.timeout, "memory_mb": 1024, "verifier": hack.verifier,
+            "arguments": hack.arguments, "records": records}  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory):
-    """Run every (case, isolation) once, concurrently; the tests below check the results."""
+    """Run every (case or hack, isolation) once, concurrently; the tests below check the results."""
     prefix = unshare_prefix()
     if prefix is None:
         pytest.skip("no PID namespace available (unshare failed): hostile programs are not run outside one")
@@ -299,7 +320,6 @@ def outcomes(tmp_path_factory):
     env = {**os.environ, "SELFIMPROVE_TEST_SECRET": secret, "PYTHONPATH": str(ROOT)}
 
     def run(name: str, isolation: str) -> dict:
-        case = CASES[name]
         secret_file, target = tmp / f"{name}-{isolation}-secret", tmp / f"{name}-{isolation}-target"
         secret_file.write_text(secret)
         secret_file.chmod(0o600)
@@ -309,18 +329,11 @@ def outcomes(tmp_path_factory):
             "TARGET": repr(str(target)),
             "PORT": str(port),
         }
-        program, tests = case.program, case.tests
+        text = json.dumps(payload(name, isolation))
         for key, value in values.items():
-            program, tests = program.replace(key, value), tests.replace(key, value)
-        payload = {"isolation": isolation, "timeout": case.timeout, "memory_mb": case.memory_mb}
-        payload |= {"completion": program, "tests": tests}
+            text = text.replace(key, json.dumps(value)[1:-1])
         proc = subprocess.run(
-            [*prefix, sys.executable, str(DRIVER)],
-            input=json.dumps(payload),
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
+            [*prefix, sys.executable, str(DRIVER)], input=text, capture_output=True, text=True, env=env, timeout=120
         )
         lines = proc.stdout.strip().splitlines()
         out = json.loads(lines[-1]) if proc.returncode == 0 and lines else {}
@@ -332,7 +345,8 @@ def outcomes(tmp_path_factory):
         }
         return out
 
-    jobs = [(n, i) for n in CASES for i in isolations() if skip_reason(i, CASES[n]) is None]
+    everything = {**CASES, **HACKS}
+    jobs = [(n, i) for n in everything for i in isolations() if skip_reason(i, everything[n]) is None]
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = dict(zip(jobs, pool.map(lambda job: run(*job), jobs), strict=True))
     try:
@@ -360,6 +374,8 @@ def test_contained(name, isolation, outcomes):
     results, secret, connected = outcomes
     out = results[(name, isolation)]
     assert out["driver_rc"] == 0, f"the verifying process was harmed: {out['driver_stderr']}"
+    (verdict,) = out["verdicts"]
+    out |= verdict
     assert out["passed"] is False, out["info"]
     assert out["info"]["status"] in ("failed", "timeout", "memory", "syntax", "error")
     assert out["survivors"] == [], "processes outlived the run"
@@ -375,3 +391,34 @@ def test_contained(name, isolation, outcomes):
         assert out["info"]["status"] == "timeout"
     if name in ("memory_bomb", "memory_growth"):
         assert out["info"]["status"] == "memory"
+
+
+def test_at_least_40_reward_hacks_all_valid_python():
+    assert len(HACKS) >= 40
+    for name, hack in HACKS.items():
+        for source in (hack.wrong, hack.right, hack.tests):
+            compile(source.replace("SECRET_VALUE", "'s'").replace("TARGET", "'t'"), name, "exec")
+
+
+@pytest.mark.parametrize("isolation", ["bwrap", "none"])
+@pytest.mark.parametrize("name", sorted(HACKS))
+def test_hack_fails_and_the_right_program_passes(name, isolation, outcomes):
+    if isolation not in isolations():
+        pytest.skip("bubblewrap is not installed")
+    hack = HACKS[name]
+    reason = skip_reason(isolation, hack)
+    if reason:
+        pytest.skip(reason)
+    results, _, _ = outcomes
+    out = results[(name, isolation)]
+    assert out["driver_rc"] == 0, f"the verifying process was harmed: {out['driver_stderr']}"
+    wrong, right = out["verdicts"]
+    assert wrong["passed"] is False and wrong["info"]["status"] != "syntax", wrong["info"]
+    assert right["passed"] is True, right["info"]
+    assert out["survivors"] == [], "processes outlived the run"
+    assert max(wrong["seconds"], right["seconds"]) <= hack.timeout + 1.0
+    assert not out["target_written"]
+    if hack.verifier == "executor":  # an output is always a plain value, in its canonical text
+        for verdict in (wrong, right):
+            output = verdict["info"]["output"]
+            assert output is None or encode(decode(output)) == output

@@ -26,7 +26,12 @@ NOT_RERAISED = ("StopIteration", "StopAsyncIteration")
 
 
 class ProgramError(Exception):
-    """An exception of the program's that is not re-raised as a built-in one (``'MyError: text'``)."""
+    """An exception of the program's that is not re-raised as a built-in one (``'StopIteration: text'``)."""
+
+
+class ProgramExit(BaseException):
+    """The program raised SystemExit, KeyboardInterrupt or another exception that is not an ``Exception``: like
+    those, ``except Exception`` in the tests does not catch it."""
 
 
 class ProtocolError(Exception):
@@ -75,7 +80,8 @@ class Program:
 
 def rebuilt(name, base, args, message, line):
     """The program's exception on this side: the built-in exception ``base`` when it is an ``Exception`` (so the
-    tests' ``except ValueError`` works), else a ``ProgramError``."""
+    tests' ``except ValueError`` works), else a ``ProgramError``, or a ``ProgramExit`` for a built-in base that is
+    not an ``Exception``."""
     cls = getattr(builtins, base, None)
     exc = None
     if isinstance(cls, type) and issubclass(cls, Exception) and base not in NOT_RERAISED:
@@ -84,7 +90,8 @@ def rebuilt(name, base, args, message, line):
         except Exception:
             exc = None
     if exc is None:
-        exc = ProgramError(f"{name}: {message}" if message else name)
+        exiting = isinstance(cls, type) and issubclass(cls, BaseException) and not issubclass(cls, Exception)
+        exc = (ProgramExit if exiting else ProgramError)(f"{name}: {message}" if message else name)
     exc.add_note(f"raised by the program ({name}{', ' + line if line else ''})"[:MAX_MESSAGE])
     return exc
 

@@ -1,7 +1,9 @@
-"""Verify one hostile program and report what happened; run as PID 1 of a PID namespace by tests/test_hostile.py.
+"""Verify hostile programs and report what happened; run as PID 1 of a PID namespace by tests/test_hostile.py.
 
-Reads ``{"isolation", "timeout", "memory_mb", "completion", "tests"}`` as JSON on stdin; prints one JSON line:
-the verdict, the seconds the verification took, and the processes still alive in this namespace afterwards.
+Reads ``{"isolation", "timeout", "memory_mb", "verifier", "arguments", "records"}`` as JSON on stdin, where
+``verifier`` is ``code`` or ``executor``, ``arguments`` more verifier arguments, and each record is
+``{"completion", "meta"}``. Verifies the records one after the other and prints one JSON line: each verdict
+with the seconds its verification took, and the processes still alive in this namespace afterwards.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import warnings
 from selfimprove.records import Rollout
 from selfimprove.sandbox import mode
 from selfimprove.verifiers.code import CodeVerifier
+from selfimprove.verifiers.executor import ExecutorVerifier
+
+VERIFIERS = {"code": CodeVerifier, "executor": ExecutorVerifier}
 
 
 def survivors() -> list[str]:
@@ -46,20 +51,23 @@ def main() -> None:
     case = json.load(sys.stdin)
     warnings.simplefilter("ignore")
     mode(case["isolation"])  # probe before the clock starts
-    limits = {"timeout": case["timeout"], "memory_mb": case["memory_mb"]}
-    verifier = CodeVerifier(**limits, isolation=case["isolation"], workers=1, max_output=4000)
-    rollout = Rollout("r", "solver", "p", [], case["completion"], meta={"tests": case["tests"]})
-    start = time.monotonic()
-    verdict = verifier.verify([rollout])[0]
-    seconds = time.monotonic() - start
+    arguments = {"timeout": case["timeout"], "memory_mb": case["memory_mb"], **case.get("arguments", {})}
+    if case["verifier"] == "code":
+        arguments["max_output"] = 4000
+    verifier = VERIFIERS[case["verifier"]](**arguments, isolation=case["isolation"], workers=1)
+    verdicts = []
+    for i, record in enumerate(case["records"]):
+        rollout = Rollout(f"r{i}", "solver", "p", [], record["completion"], meta=record["meta"])
+        start = time.monotonic()
+        verdict = verifier.verify([rollout])[0]
+        verdicts.append({"passed": verdict.passed, "info": verdict.info, "seconds": time.monotonic() - start})
     left = survivors()
     for _ in range(20):  # a SIGKILLed process may take a moment to be gone
         if not left:
             break
         time.sleep(0.05)
         left = survivors()
-    out = {"passed": verdict.passed, "info": verdict.info, "seconds": seconds, "survivors": left}
-    print(json.dumps(out), flush=True)
+    print(json.dumps({"verdicts": verdicts, "survivors": left}), flush=True)
 
 
 if __name__ == "__main__":
