@@ -1,8 +1,9 @@
 """Throughput of the code verifier: small programs with unit tests through the sandbox vs plain subprocess.run.
 
 Both sides run the same programs (a solution then its asserts) with the same concurrency (``--workers``,
-default 2: this machine's cores). The sandbox side is ``CodeVerifier.verify`` on all of them (bubblewrap when it
-works here, resource limits, the nonce check); the plain side is ``subprocess.run([sys.executable, "-c", ...])``
+default 2: this machine's cores). The sandbox side is ``CodeVerifier.verify`` on all of them: two sandboxes per
+program (bubblewrap when it works here, resource limits), the program in one and its tests in the other, joined
+by pipes that carry plain values; the plain side is ``subprocess.run([sys.executable, "-c", ...])``
 per program from a thread pool of the same size, with no isolation or limits. A third line runs plain
 subprocesses with the sandbox's interpreter flags (``-I -S -B``), which separates the cost of isolation from the
 cost of this venv's site-packages start-up. Prints programs/s for each, then ``ratio=<sandbox/plain>`` last.
