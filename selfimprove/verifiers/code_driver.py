@@ -13,7 +13,7 @@ import builtins
 import os
 import sys
 
-from selfimprove.sandbox.plain import NotPlain, NotPlainText, encode, why_not
+from selfimprove.sandbox.plain import NotPlain, NotPlainText, encode
 from selfimprove.sandbox.wire import Channel
 from selfimprove.verifiers.describe import MAX_MESSAGE, describe
 
@@ -64,7 +64,7 @@ class Program:
         try:
             self.channel.send(("call", name, list(args), kwargs))
         except NotPlain as exc:
-            self.fail(f"an argument of {name}() is {why_not(list(args) + list(kwargs.values()), exc)}")
+            self.fail(f"an argument of {name}() is not a plain value ({exc})")
         except OSError:
             self.fail(PROGRAM_ENDED)
         answer = self.receive(f"{name}()'s answer")
