@@ -62,3 +62,12 @@ def test_harness_sources_are_self_contained():
         assert "def encode(" in text and "def describe(" in text
         compile(text, module, "exec")
     assert "class Channel" in inline.source("selfimprove.verifiers.code_driver")
+
+
+def test_harnesses_use_the_sandboxs_descriptors():
+    from selfimprove.sandbox import run
+    from selfimprove.verifiers import code_driver, code_program, executor_harness
+
+    assert code_driver.REPORT_FD == executor_harness.REPORT_FD == run.REPORT_FD
+    assert code_driver.PEER_IN_FD == code_program.PEER_IN_FD == run.PEER_IN_FD
+    assert code_driver.PEER_OUT_FD == code_program.PEER_OUT_FD == run.PEER_OUT_FD

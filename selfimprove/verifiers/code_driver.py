@@ -17,7 +17,7 @@ from selfimprove.sandbox.plain import NotPlain, NotPlainText, encode
 from selfimprove.sandbox.wire import Channel
 from selfimprove.verifiers.describe import MAX_MESSAGE, describe
 
-REPORT_FD, PEER_IN_FD, PEER_OUT_FD = 3, 4, 5
+REPORT_FD, PEER_IN_FD, PEER_OUT_FD = 3, 4, 5  # as in selfimprove/sandbox/run.py (not importable in the sandbox)
 PROGRAM_ENDED = "the program's process ended"
 TEST_FILES = ("tests.py", "prompt.py")
 # Built-in exceptions a program may not raise into the tests as themselves: StopIteration ends the loop that

@@ -16,7 +16,7 @@ from selfimprove.sandbox.plain import MAX_CHARS, NotPlain, encode, why_not
 from selfimprove.sandbox.wire import Channel
 from selfimprove.verifiers.describe import MAX_MESSAGE, describe, where
 
-PEER_IN_FD, PEER_OUT_FD = 4, 5
+PEER_IN_FD, PEER_OUT_FD = 4, 5  # as in selfimprove/sandbox/run.py (not importable in the sandbox)
 PROGRAM_FILE = "solution.py"
 
 

@@ -12,7 +12,7 @@ import sys
 from selfimprove.sandbox.plain import NotPlain, encode, why_not
 from selfimprove.verifiers.describe import MAX_MESSAGE, describe
 
-REPORT_FD = 3
+REPORT_FD = 3  # as in selfimprove/sandbox/run.py (not importable in the sandbox)
 MAX_OUTPUT = 10_000  # characters of the encoded output
 
 
