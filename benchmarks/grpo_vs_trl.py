@@ -93,30 +93,18 @@ def examples() -> list:
 
 
 def run_ours(model: str, steps: int) -> None:
-    from accelerate import Accelerator
-    from transformers import set_seed
-
     from selfimprove.config.schema import Adapter
-    from selfimprove.models.loading import load_for_training, load_tokenizer
-    from selfimprove.updaters import UpdateContext
+    from selfimprove.training.trainer import Trainer
     from selfimprove.updaters.grpo import GRPO
-    from selfimprove.updaters.policy_gradient import Actor, tokenize
 
-    updater = GRPO(learning_rate=LR, beta=BETA, epsilon=EPSILON, max_completion_length=256)
-    tokenizer = load_tokenizer(model)
-    exs = examples()
-    pairs = [tokenize(tokenizer, e, 1024, 256) for e in exs]
-    set_seed(0)
-    adapter = Adapter(r=LORA_R, alpha=2 * LORA_R)
-    actor = Actor(load_for_training(model, adapter, None))
-    accelerator = Accelerator(cpu=True)
-    ctx = UpdateContext(model, adapter, None, exs, Path("unused"), Path("unused"), 0, 1, show_progress=False)
+    objective = GRPO(learning_rate=LR, beta=BETA, epsilon=EPSILON, max_completion_length=256)
+    trainer = Trainer(model, Adapter(r=LORA_R, alpha=2 * LORA_R), objective, seed=0, total_steps=steps + 1)
     meter = Meter()
     for step in range(steps + 1):
         if step == 1:
             meter.start_measuring()
         start, cpu = time.perf_counter(), time.process_time()
-        updater.fit(accelerator, actor, ctx, [p for p, _ in pairs], [c for _, c in pairs], tokenizer.pad_token_id)
+        trainer.step(examples(), seed=step)
         if step:
             meter.times.append(time.perf_counter() - start)
             meter.cpu_times.append(time.process_time() - cpu)
@@ -130,11 +118,11 @@ def run_trl(model: str, steps: int, out: str) -> None:
     from trl import GRPOConfig, GRPOTrainer
 
     from selfimprove.models.loading import load_tokenizer
-    from selfimprove.updaters.policy_gradient import tokenize
+    from selfimprove.training.tokens import encode_completion
 
     tokenizer = load_tokenizer(model)
     exs = examples()
-    completion_ids = {e.id: tokenize(tokenizer, e, 1024, 256)[1] for e in exs}
+    completion_ids = {e.id: encode_completion(tokenizer, e.completion)[:256] for e in exs}
     by_prompt = {p: [completion_ids[f"{i}/{k}"] for k in range(4)] for i, p in enumerate(PROMPTS)}
     rewards = {tuple(completion_ids[e.id]): e.reward for e in exs}
     prompt_text = {tuple(tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True,

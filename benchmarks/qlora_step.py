@@ -4,9 +4,10 @@ Needs CUDA and bitsandbytes for ``--adapter qlora`` (the default); ``--adapter l
 anywhere, to check the script. The model is built from its config (no download): 24 layers, hidden 896,
 vocabulary 151,936, with the embedded SmolLM2 tokenizer (its ids fall inside the vocabulary).
 
-Each updater runs twice on 16 examples (4 prompts x 4 completions of about 200 tokens); the second run is
-measured: seconds per optimizer step (the update's own timer, model loading included, divided by its steps)
-and peak GPU memory (torch.cuda.max_memory_allocated) of that run.
+Each runs twice on 16 examples (4 prompts x 4 completions of about 200 tokens), the second time measured: SFT as
+an offline update (its own timer, model loading included, divided by its optimizer steps), GRPO as two steps of
+the online trainer (the second step's time over its optimizer steps); and peak GPU memory
+(torch.cuda.max_memory_allocated) of the measured run.
 
 Run:  .venv/bin/python benchmarks/qlora_step.py [--adapter qlora|lora] [--layers 24]
 """
@@ -56,22 +57,51 @@ def examples() -> list:
     return out
 
 
-def measure(name: str, make_updater, model: str, adapter: str, work: Path) -> None:
+def measure_sft(model: str, adapter: str, work: Path) -> None:
     import torch
 
     from selfimprove.config.schema import Adapter
     from selfimprove.updaters import UpdateContext
+    from selfimprove.updaters.sft import SFT
 
     for attempt in range(2):  # the first run warms up kernels and the allocator
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
-        out = work / f"{name}-{attempt}"
+        out = work / f"sft-{attempt}"
         ctx = UpdateContext(model, Adapter(adapter, r=16, alpha=32), None, examples(), out, out / "work", 0, 1,
                             show_progress=False)  # fmt: skip
-        metrics = make_updater().update(ctx)
+        metrics = SFT(learning_rate=1e-4, max_steps=4, batch_size=4).update(ctx)
+    report("sft", metrics["seconds"] / metrics["steps"], metrics["steps"], metrics["loss"])
+
+
+def measure_grpo(model: str, adapter: str) -> None:
+    import time
+
+    import torch
+
+    from selfimprove.config.schema import Adapter
+    from selfimprove.training.trainer import Trainer
+    from selfimprove.updaters.grpo import GRPO
+
+    trainer = Trainer(model, Adapter(adapter, r=16, alpha=32), GRPO(learning_rate=1e-5, mini_batch_size=4), seed=0,
+                      total_steps=2)  # fmt: skip
+    trainer.step(examples(), seed=0)  # warms up kernels and the allocator
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    metrics = trainer.step(examples(), seed=1)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    report("grpo", (time.perf_counter() - start) / metrics["optimizer_steps"], metrics["optimizer_steps"],
+           metrics["loss"])  # fmt: skip
+
+
+def report(name: str, seconds_per_step: float, steps: int, loss: float) -> None:
+    import torch
+
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
-    print(f"{name:5} {metrics['seconds'] / metrics['steps']:8.3f} s/step  {peak:6.2f} GiB peak  "
-          f"({metrics['steps']} steps, loss {metrics['loss']:.4f})")  # fmt: skip
+    print(f"{name:5} {seconds_per_step:8.3f} s/step  {peak:6.2f} GiB peak  ({steps} steps, loss {loss:.4f})")
 
 
 def main() -> None:
@@ -82,8 +112,6 @@ def main() -> None:
     from selfimprove.errors import UserError
     from selfimprove.models.loading import check_adapter_supported
     from selfimprove.quiet import quiet_libraries
-    from selfimprove.updaters.grpo import GRPO
-    from selfimprove.updaters.sft import SFT
 
     quiet_libraries()
     from selfimprove.config.schema import Adapter
@@ -95,8 +123,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model = build_model(Path(tmp) / "model", args.layers)
         print(f"0.5B-shaped model ({args.layers} layers), {args.adapter}, 16 examples of ~200 completion tokens")
-        measure("sft", lambda: SFT(learning_rate=1e-4, max_steps=4, batch_size=4), model, args.adapter, Path(tmp))
-        measure("grpo", lambda: GRPO(learning_rate=1e-5, mini_batch_size=4), model, args.adapter, Path(tmp))
+        measure_sft(model, args.adapter, Path(tmp))
+        measure_grpo(model, args.adapter)
 
 
 if __name__ == "__main__":

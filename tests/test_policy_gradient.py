@@ -137,7 +137,12 @@ def _hand_written_steps(model_path: str, batches: list[list[Example]], lr: float
 
 
 def test_online_steps_equal_a_hand_written_loop_with_one_persistent_adamw(tiny_model: str) -> None:
-    batches = [examples(shift=s) for s in range(3)]
+    # each step also has a group whose rewards are all equal: zero advantage, left out of our passes, computed by the
+    # hand-written loop
+    same = [Example(f"s{i}", [{"role": "user", "content": "9 + 9 = ?"}], "18" * (i + 1), reward=1.0, group="same",
+                    role="solver") for i in range(3)]  # fmt: skip
+    # and one step where every group is all equal: nothing to learn, yet AdamW counts the step
+    batches = [examples(shift=0) + same, same, examples(shift=1) + same, examples(shift=2)]
     t = trainer(tiny_model, GRPO(learning_rate=1e-2, beta=0.0))
     for s, batch in enumerate(batches):
         t.step(batch, seed=s)

@@ -22,6 +22,7 @@ The learning rate follows the schedule over the run's steps (one scheduler step 
 from __future__ import annotations
 
 import random
+import time
 import warnings
 from contextlib import nullcontext
 from pathlib import Path
@@ -87,9 +88,13 @@ class Trainer:
         o = self.objective
         metrics: dict[str, float] = {"examples": len(examples), "lr": self.schedulers[0].get_last_lr()[0]}
         if examples:
+            start = time.perf_counter()
             batch = self.score(examples)
+            scoring = time.perf_counter() - start
             o.advantages(batch)
             metrics |= self._train(batch, seed)
+            # the model's passes, for the share of a step spent elsewhere (on CUDA, without a sync: approximate)
+            metrics["forward_backward_seconds"] = scoring + metrics.pop("passes_seconds")
             self.version += 1
         with warnings.catch_warnings():  # a step without an actor update (no examples, critic warm-up) is expected
             warnings.filterwarnings("ignore", message=".*lr_scheduler.step.*optimizer.step")
@@ -159,8 +164,17 @@ class Trainer:
         lengths = [len(p) + len(c) for p, c in zip(batch.prompts, batch.completions, strict=True)]
         completion_lengths = batch.mask.sum(-1)
         rng = random.Random(seed)
+        # Without a KL term or a critic, a sequence whose advantages are all zero adds exactly nothing to the
+        # gradient (its surrogate is 0 whatever the ratio): it is left out of the passes, while the weights of the
+        # others stay those of the whole minibatch, so the update is unchanged. Early in RL most groups of a weak
+        # model are all wrong, and this is most of the batch.
+        silent = (
+            batch.advantages.abs().sum(-1) == 0
+            if o.beta == 0 and not o.uses_critic
+            else torch.zeros(n, dtype=torch.bool)
+        )
         totals = torch.zeros(5, dtype=torch.float64, device=accelerator.device)  # see PolicyGradient.loss
-        steps, grad_norms = 0, []
+        steps, grad_norms, passes = 0, [], 0.0
         for _ in range(o.epochs):
             order = list(range(n))
             rng.shuffle(order)
@@ -175,12 +189,14 @@ class Trainer:
                 value_weights[minibatch] = 1.0 / completion_lengths[minibatch].sum()
                 warm = o.warming_up(self.optimizer_steps)
                 # a share of the minibatch per process; equal micro-batch counts keep DDP's all-reduces paired
-                parts = micro_batches(minibatch[rank::world], lengths, o.max_tokens_per_micro_batch)
+                active = [i for i in minibatch if not silent[i]]
+                parts = micro_batches(active[rank::world], lengths, o.max_tokens_per_micro_batch)
                 count = len(parts)
                 if world > 1:
                     count = int(accelerator.gather(torch.tensor([count], device=accelerator.device)).max())
                 parts += [[]] * (count - len(parts))
                 for k, rows in enumerate(parts):
+                    start = time.perf_counter()
                     with nullcontext() if k == count - 1 else accelerator.no_sync(actor):
                         scale = 1.0 if rows else 0.0  # an empty share: a zero-weight pass for DDP
                         with accelerator.autocast():
@@ -191,6 +207,11 @@ class Trainer:
                         # the sum back up
                         accelerator.backward(loss * world)
                         totals += stats
+                    passes += time.perf_counter() - start
+                if count == 0:  # nothing to learn from in this minibatch: an exact zero gradient, as a pass would give
+                    for p in actor.parameters():
+                        if p.requires_grad and p.grad is None:
+                            p.grad = torch.zeros_like(p)
                 if o.max_grad_norm:
                     grad_norms.append(accelerator.clip_grad_norm_(actor.parameters(), o.max_grad_norm))
                 actor_optimizer, *critic = self.optimizers
@@ -208,6 +229,7 @@ class Trainer:
             "clip_fraction": totals[2].item() / max(totals[3].item(), 1),
             "optimizer_steps": steps,
             "tokens": int(sum(lengths)),
+            "passes_seconds": passes,
         }
         if grad_norms:
             metrics["grad_norm"] = torch.stack([g.float() for g in grad_norms]).mean().item()
