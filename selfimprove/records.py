@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from selfimprove.errors import UserError
+
 Messages = list[dict[str, str]]
 
 
@@ -72,6 +74,19 @@ class Rollout:
     def verdict_of(self, label: str | None = None) -> Verdict | None:
         """The verdict of the verifier labelled ``label`` (None: the first verifier's)."""
         return self.verdict if label is None else self.verdicts.get(label)
+
+    def group_key(self, group_by: list[str]) -> str:
+        """The key an advantage baseline is computed over: ``role``, ``problem_id`` and ``meta.<key>`` fields,
+        joined (GRPO: role and problem; AZR: ``[meta.task_type, role]``)."""
+        parts = []
+        for key in group_by:
+            if key in ("role", "problem_id"):
+                parts.append(str(getattr(self, key)))
+            elif key.startswith("meta.") and key[5:] in self.meta:
+                parts.append(str(self.meta[key[5:]]))
+            else:
+                raise UserError(f"group_by '{key}': rollout {self.id} has no such field (role, problem_id, meta.*)")
+        return "/".join(parts)
 
 
 # Rollout fields left out of its JSON while unset, so offline records stay as they were.

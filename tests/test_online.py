@@ -261,10 +261,10 @@ def _problems(write_recipe, text: str, overrides: list[str] = ()) -> list[str]:
 
 def test_validate_rejects_what_an_online_run_cannot_do(write_recipe) -> None:
     assert load_recipe(write_recipe(ONLINE)).online
-    offline_grpo = _problems(write_recipe, ONLINE.replace("loop: {mode: online, steps: 2}", "selector: scored"))
+    offline_grpo = _problems(write_recipe, ONLINE.replace("loop: {mode: online, steps: 2}", "selector: correct"))
     assert any("recipe.yaml:5: updater.name: updater grpo trains online" in p and "loop.mode: online" in p
                for p in offline_grpo)  # fmt: skip
-    found = _problems(write_recipe, ONLINE, ["loop.iterations=3", "selector=scored", "loop.save_every=0"])
+    found = _problems(write_recipe, ONLINE, ["loop.iterations=3", "selector=correct", "loop.save_every=0"])
     assert any("loop.iterations: applies to offline runs" in p for p in found)
     assert any("selector: online runs train on every rewarded rollout" in p for p in found)
     assert any("loop.save_every: must be at least 1" in p for p in found)
@@ -307,3 +307,11 @@ def test_a_step_with_too_many_failed_rewards_stops_the_run(write_recipe, tiny_mo
     recipe = load_recipe(write_recipe(text), ["loop.max_failed_rewards=0.1"])
     with pytest.raises(UserError, match=r"step 1: .* rollouts have no reward .*verifier crashed: RuntimeError: the"):
         run_recipe(recipe, tmp_path / "run", show_progress=False)
+
+
+def test_group_keys_from_role_problem_and_meta() -> None:
+    rollout = Rollout("r", "propose", "p1", [], "c", meta={"task_type": "deduction"})
+    assert rollout.group_key(["role", "problem_id"]) == "propose/p1"
+    assert rollout.group_key(["meta.task_type", "role"]) == "deduction/propose"  # AZR's task-relative baselines
+    with pytest.raises(UserError, match="group_by 'meta.missing': rollout r has no such field"):
+        rollout.group_key(["meta.missing"])

@@ -1,4 +1,5 @@
-"""Reading a run directory back: per-iteration eval metrics, generation statistics and eval samples.
+"""Reading a run directory back: eval metrics per iteration (offline) or per evaluated step (online), the training
+statistics of metrics.jsonl, and the eval samples.
 
 Everything the report and the analyses show comes from these files alone, so a run copied from a GPU machine
 reports on a laptop.
@@ -22,13 +23,29 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 @dataclass
 class RunData:
     root: Path
-    evals: list[dict[str, dict[str, float]]]  # iteration -> task -> metrics
+    evals: list[dict[str, dict[str, float]]]  # one per evaluation, in order: task -> metrics
     stages: list[dict[str, Any]]  # metrics.jsonl, in order
-    selected: dict[int, int] = field(default_factory=dict)  # iteration -> examples kept
+    selected: dict[int, int] = field(default_factory=dict)  # iteration -> examples kept (offline)
+    points: list[int] = field(default_factory=list)  # the iteration or step of each evaluation
+    online: bool = False
+
+    @property
+    def axis(self) -> str:
+        return "step" if self.online else "iteration"
 
     @property
     def iterations(self) -> list[int]:
-        return list(range(len(self.evals)))
+        """The iterations (offline) or steps (online) that were evaluated, in order."""
+        return self.points or list(range(len(self.evals)))
+
+    def directory(self, point: int) -> Path:
+        return self.root / (f"step-{point:06d}" if self.online else f"iter-{point:03d}")
+
+    @property
+    def steps(self) -> list[dict[str, Any]]:
+        """An online run's step records, one per step (the last when a step was logged twice)."""
+        last = {s["step"]: s for s in self.stages if s.get("stage") == "step"}
+        return [last[k] for k in sorted(last)]
 
     @property
     def tasks(self) -> list[str]:
@@ -36,6 +53,8 @@ class RunData:
 
     @property
     def roles(self) -> list[str]:
+        if self.online:
+            return list(dict.fromkeys(k[: -len("/rollouts")] for s in self.steps for k in s if k.endswith("/rollouts")))
         return list(
             dict.fromkeys(s["stage"].split(":", 1)[1] for s in self.stages if s["stage"].startswith("generate:"))
         )
@@ -45,9 +64,9 @@ class RunData:
         found = [s for s in self.stages if s["iteration"] == iteration and s["stage"] == name]
         return found[-1] if found else None
 
-    def eval_rollouts(self, iteration: int, task: str, samples: bool) -> list[Rollout]:
-        """The verified eval completions of ``iteration``: the greedy pass, or the n samples; [] when absent."""
-        path = self.root / f"iter-{iteration:03d}" / "eval" / f"{task}{'.samples' if samples else ''}.jsonl"
+    def eval_rollouts(self, point: int, task: str, samples: bool) -> list[Rollout]:
+        """The verified eval completions of an iteration or step: the greedy pass, or the n samples; [] if absent."""
+        path = self.directory(point) / "eval" / f"{task}{'.samples' if samples else ''}.jsonl"
         return [Rollout.from_json(r) for r in read_jsonl(path)] if path.is_file() else []
 
 
@@ -56,10 +75,13 @@ def load_run(root: str | Path) -> RunData:
     if not (root / "summary.json").is_file():
         raise UserError(f"{root} is not a finished run directory: no summary.json (run `selfimprove run` first)")
     summary = json.loads((root / "summary.json").read_text())
-    evals = [i["eval"] for i in summary["iterations"]]
+    online = "steps" in summary
+    entries = summary["steps" if online else "iterations"]
+    evals = [e["eval"] for e in entries]
+    points = [e["step" if online else "iteration"] for e in entries]
     stages = read_jsonl(root / "metrics.jsonl") if (root / "metrics.jsonl").is_file() else []
     selected = {
         int(p.parent.name[5:]): sum(1 for line in p.read_text().splitlines() if line.strip())
         for p in sorted(root.glob("iter-*/selected.jsonl"))
     }
-    return RunData(root, evals, stages, selected)
+    return RunData(root, evals, stages, selected, points, online)

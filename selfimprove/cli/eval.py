@@ -32,6 +32,7 @@ Examples:
   selfimprove eval --model smollm2-135m-instruct --task gsm8k --limit 100 --n 4 --k 1,4 --json gsm8k.json
   selfimprove eval --run runs/quickstart --task arithmetic --limit 64          # the run's last checkpoint
   selfimprove eval --run runs/quickstart --iteration 0 --task arithmetic      # its starting model
+  selfimprove eval --run runs/grpo_arithmetic --step 20 --task arithmetic    # an online run's checkpoint
   selfimprove eval --model Qwen/Qwen2.5-0.5B-Instruct --task jsonl --data qa.jsonl \\
       --question-field prompt --answer-field target
 
@@ -44,6 +45,7 @@ sampled at --temperature and pass@k and maj@k are computed from them (unbiased, 
 @click.option("--adapter", type=click.Path(file_okay=False), help="A PEFT adapter folder on top of --model.")
 @click.option("--run", "run_dir", type=click.Path(file_okay=False), help="Evaluate a run's checkpoint.")
 @click.option("--iteration", type=int, help="With --run: which iteration's policy (0 = the starting model).")
+@click.option("--step", type=int, help="With an online --run: which checkpointed step (0 = the starting model).")
 @click.option("--task", "tasks", multiple=True, required=True, help="Task name (repeat for several).")
 @click.option("--split", default="test", show_default=True)
 @click.option("--limit", type=int, help="First N problems of each task.")
@@ -65,6 +67,7 @@ def eval_command(
     adapter: str | None,
     run_dir: str | None,
     iteration: int | None,
+    step: int | None,
     tasks: tuple[str, ...],
     split: str,
     limit: int | None,
@@ -104,7 +107,7 @@ def eval_command(
             args.update(question_field=question_field, answer_field=answer_field)
         specs.append(TaskSpec(name, split, limit, args))
     quiet_libraries()
-    policy = policy_from(model, adapter, run_dir, iteration)
+    policy = policy_from(model, adapter, run_dir, iteration, step)
     generation = {"temperature": 0.0, "max_new_tokens": max_new_tokens, "batch_size": batch_size}
     result = evaluate(policy, specs, Sampling(generation, n, ks, temperature), verifier, system, seed, not quiet)
     result.update(model=policy.base, checkpoint=policy.checkpoint, split=split, n=n, temperature=temperature, seed=seed)

@@ -53,15 +53,23 @@ def finished_iterations(run: str) -> list[int]:
     return sorted(int(p.parent.name[5:]) for p in Path(run).glob("iter-*/update.json"))
 
 
-def policy_from(model: str | None, adapter: str | None, run: str | None, iteration: int | None) -> Policy:
-    """The policy named by ``--model [--adapter]`` or by a run directory's iteration (default: the last one)."""
+def saved_steps(run: str) -> list[int]:
+    """The steps of an online run directory that have a complete checkpoint (the last ``keep_last`` of them)."""
+    return sorted(int(p.name[5:]) for p in Path(run).glob("checkpoints/step-*") if (p / "state.json").is_file())
+
+
+def policy_from(
+    model: str | None, adapter: str | None, run: str | None, iteration: int | None, step: int | None = None
+) -> Policy:
+    """The policy named by ``--model [--adapter]``, by an offline run's iteration (default: the last one) or by an
+    online run's checkpointed step (default: the last one; 0 = the starting model)."""
     from selfimprove.models.embedded import resolve
 
     if run is None:
         if model is None:
             raise UserError("name a model with --model, or a run with --run")
-        if iteration is not None:
-            raise UserError("--iteration needs --run")
+        if iteration is not None or step is not None:
+            raise UserError("--iteration and --step need --run")
         if adapter and not Path(adapter).exists():
             raise UserError(f"--adapter: no such folder: {adapter}")
         return Policy(resolve(model), adapter)
@@ -72,6 +80,18 @@ def policy_from(model: str | None, adapter: str | None, run: str | None, iterati
         raise UserError(f"--run: {run} is not a run directory (no manifest.json)")
     recipe = root.read_json("manifest.json")["recipe"]
     base = resolve(model or recipe["model"])
+    if recipe.get("loop", {}).get("mode") == "online":
+        if iteration is not None:
+            raise UserError(f"--iteration: {run} is an online run; name a checkpointed step with --step")
+        saved = saved_steps(run)
+        step = (saved[-1] if saved else 0) if step is None else step
+        if step == 0:
+            return Policy(base)
+        if step not in saved:
+            raise UserError(f"--step {step}: {run} has checkpoints at steps {saved or 'none'} (loop.keep_last)")
+        return Policy(base, str(root.root / "checkpoints" / f"step-{step:06d}" / "policy"))
+    if step is not None:
+        raise UserError(f"--step: {run} is an offline run; name an iteration with --iteration")
     done = finished_iterations(run)
     if iteration is None:
         iteration = done[-1] if done else 0

@@ -41,7 +41,6 @@ from selfimprove.prompts import render
 from selfimprove.records import Example, Problem, Rollout
 from selfimprove.rewards import StepRollouts
 from selfimprove.rewards.stage import Term, assign_rewards, check_failures
-from selfimprove.selectors.scored import group_key
 from selfimprove.sources import Buffer, StepContext
 from selfimprove.tracking import Trackers
 
@@ -188,7 +187,7 @@ class OnlineRunner:
         return [
             Example(
                 r.id, r.train_prompt or r.prompt, r.completion, weight=role.loss_weight, role=r.role, reward=r.reward,
-                group=group_key(r, role.group_by), completion_ids=r.completion_ids,
+                group=r.group_key(role.group_by), completion_ids=r.completion_ids,
             )
             for role in self.recipe.roles if role.train
             for r in by_role[role.name] if r.reward is not None

@@ -60,13 +60,13 @@ def length_series(run: RunData) -> dict[str, list[float | None]]:
 
 
 def summary_lines(run: RunData) -> list[str]:
-    first, last = 0, run.iterations[-1]
+    last = run.iterations[-1]
     lines = []
     for task in run.tasks:
-        a, b = run.evals[first].get(task, {}), run.evals[last].get(task, {})
-        line = f"{task}: greedy accuracy {_pct(a.get('accuracy'))} at iteration 0"
+        a, b = run.evals[0].get(task, {}), run.evals[-1].get(task, {})
+        line = f"{task}: greedy accuracy {_pct(a.get('accuracy'))} at {run.axis} 0"
         if last:
-            line += f", {_pct(b.get('accuracy'))} after iteration {last}"
+            line += f", {_pct(b.get('accuracy'))} after {run.axis} {last}"
             ks = [k for k in b if k.startswith("pass@")]
             if ks:
                 top = max(ks, key=lambda k: int(k.split("@")[1]))
@@ -77,6 +77,15 @@ def summary_lines(run: RunData) -> list[str]:
     if run.selected:
         kept = ", ".join(f"{n} (iteration {it})" for it, n in sorted(run.selected.items()))
         lines.append(f"Examples kept for training: {kept}.")
+    if run.steps:
+        first, final = run.steps[0], run.steps[-1]
+        for role in run.roles:
+            key = f"{role}/reward"
+            if key in first and key in final:
+                lines.append(f"{role}: mean reward {first[key]:.3f} at step {first['step']}, {final[key]:.3f} at "
+                             f"step {final['step']}.")  # fmt: skip
+        seconds = sum(s["seconds"] for s in run.steps) / len(run.steps)
+        lines.append(f"{len(run.steps)} steps, {seconds:.1f} s per step on average.")
     return lines
 
 
@@ -85,11 +94,11 @@ def eval_table(run: RunData) -> str:
     for task in run.tasks:
         series = heldout_series(run, task)
         head = "".join(f"<th>{html.escape(k)}</th>" for k in series)
-        rows.append(f"<h3>{html.escape(task)}</h3><table><tr><th>iteration</th>{head}<th>tokens</th></tr>")
-        for it in run.iterations:
-            cells = "".join(f"<td>{_pct(v[it])}</td>" for v in series.values())
-            tokens = run.evals[it].get(task, {}).get("mean_response_tokens")
-            rows.append(f"<tr><td>{it}</td>{cells}<td>{'' if tokens is None else f'{tokens:.0f}'}</td></tr>")
+        rows.append(f"<h3>{html.escape(task)}</h3><table><tr><th>{run.axis}</th>{head}<th>tokens</th></tr>")
+        for i, point in enumerate(run.iterations):
+            cells = "".join(f"<td>{_pct(v[i])}</td>" for v in series.values())
+            tokens = run.evals[i].get(task, {}).get("mean_response_tokens")
+            rows.append(f"<tr><td>{point}</td>{cells}<td>{'' if tokens is None else f'{tokens:.0f}'}</td></tr>")
         rows.append("</table>")
     return "\n".join(rows)
 
@@ -108,8 +117,92 @@ CAPTIONS = {
 }
 
 
+ONLINE_CAPTIONS = {
+    "heldout": "Held-out {task} over the run's steps: greedy accuracy, and pass@k / maj@k when eval.n > 1.",
+    "reward": "Mean reward of each role's rollouts per step (shaded: ± one standard deviation).",
+    "no_reward": "Share of each role's rollouts with no reward (a reward function could not compute one): left out"
+    + " of the update.",
+    "parts": "Each reward part of each role, mean per step (the terms of the role's weighted sum).",
+    "length": "Mean completion length of each role's rollouts, in tokens, per step.",
+    "entropy": "Mean per-token entropy of the policy over each role's rollouts (at T=1), per step.",
+    "update": "The update of each step: KL to the reference (when the objective has one), share of clipped tokens,"
+    + " gradient norm before clipping.",
+    "time": "Where each step's seconds went.",
+    "passk": "pass@k of the first and the last evaluated step on {task}.",
+}
+
+
+def step_series(run: RunData, suffix: str) -> dict[str, list[float | None]]:
+    """``<role><suffix>`` of every step record, per role (e.g. ``/reward``)."""
+    series = {role: [s.get(f"{role}{suffix}") for s in run.steps] for role in run.roles}
+    return {k: v for k, v in series.items() if any(x is not None for x in v)}
+
+
+def online_figures(run: RunData, out: Path) -> tuple[list[Figure], list[str]]:
+    """An online run's figures: held-out metrics at the evaluated steps, and the training signals of every step."""
+    steps = [s["step"] for s in run.steps]
+    made: list[Figure] = []
+    notes: list[str] = []
+
+    def add(path: Path, caption: str) -> None:
+        made.append(Figure(str(path.relative_to(run.root)), caption))
+
+    for task in run.tasks:
+        png = plots.per_iteration(out / f"heldout-{task}.png", run.iterations, heldout_series(run, task), task, "",
+                                  True, xlabel="step")  # fmt: skip
+        add(png, ONLINE_CAPTIONS["heldout"].format(task=task))
+    if not steps:
+        return made, ["No step has finished yet: no training plots."]
+    reward = step_series(run, "/reward")
+    fig = plots.per_iteration(out / "reward.png", steps, reward, "reward per role", "mean reward", xlabel="step",
+                              bands=step_series(run, "/reward_std"))  # fmt: skip
+    add(fig, ONLINE_CAPTIONS["reward"])
+    failed = step_series(run, "/no_reward")
+    if any(v for series in failed.values() for v in series):
+        add(plots.per_iteration(out / "no-reward.png", steps, failed, "rollouts without a reward", "share",
+                                percent=True, xlabel="step"), ONLINE_CAPTIONS["no_reward"])  # fmt: skip
+    parts = {
+        f"{role} {key.split(':', 1)[1]}": [s.get(key) for s in run.steps]
+        for role in run.roles
+        for key in dict.fromkeys(k for s in run.steps for k in s if k.startswith(f"{role}/reward:"))
+    }
+    if parts:
+        add(plots.per_iteration(out / "reward-parts.png", steps, parts, "reward parts", "mean", xlabel="step"),
+            ONLINE_CAPTIONS["parts"])  # fmt: skip
+    add(plots.per_iteration(out / "length.png", steps, step_series(run, "/tokens"), "completion length", "tokens",
+                            xlabel="step"), ONLINE_CAPTIONS["length"])  # fmt: skip
+    entropy = step_series(run, "/entropy")
+    if entropy:
+        add(plots.per_iteration(out / "entropy.png", steps, entropy, "policy token entropy", "nats per token",
+                                xlabel="step"), ONLINE_CAPTIONS["entropy"])  # fmt: skip
+    update = {
+        title: {key: [s.get(key) for s in run.steps]}
+        for title, key in (("KL", "kl"), ("clip fraction", "clip_fraction"), ("gradient norm", "grad_norm"))
+        if any(key in s for s in run.steps)
+    }
+    if update:
+        add(plots.panels(out / "update.png", steps, update), ONLINE_CAPTIONS["update"])
+    parts_of_time = ("generate", "verify", "reward", "update", "other")
+    seconds = {k: [s.get(f"{k}_seconds", 0.0) for s in run.steps] for k in parts_of_time}
+    add(plots.stacked(out / "time.png", steps, seconds, "seconds per step", "seconds"), ONLINE_CAPTIONS["time"])
+    for task in run.tasks:
+        first = passk.counts(run.eval_rollouts(run.iterations[0], task, True))
+        final = passk.counts(run.eval_rollouts(run.iterations[-1], task, True))
+        if not first or not final or len(run.iterations) < 2:
+            notes.append(f"No pass@k curve for {task}: it needs eval samples (eval.n > 1) at two evaluated steps.")
+            continue
+        ks = passk.curve_ks(min(n for n, _ in first + final))
+        curves = {f"step {run.iterations[0]}": passk.curve(first, ks),
+                  f"step {run.iterations[-1]}": passk.curve(final, ks)}  # fmt: skip
+        add(plots.pass_at_k_curves(out / f"passk-{task}.png", ks, curves, f"pass@k on {task}"),
+            ONLINE_CAPTIONS["passk"].format(task=task))  # fmt: skip
+    return made, notes
+
+
 def figures(run: RunData, out: Path, sparsity: bool) -> tuple[list[Figure], list[str]]:
     """Draw every figure the run has data for; also return notes on what was left out and why."""
+    if run.online:
+        return online_figures(run, out)
     its, last = run.iterations, run.iterations[-1]
     made: list[Figure] = []
     notes: list[str] = []

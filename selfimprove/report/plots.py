@@ -28,14 +28,26 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def _lines(ax: Any, x: Sequence[int], series: dict[str, Sequence[float | None]], percent: bool = False) -> None:
+def _lines(
+    ax: Any, x: Sequence[int], series: dict[str, Sequence[float | None]], percent: bool = False,
+    xlabel: str = "iteration", bands: dict[str, Sequence[float | None]] | None = None,
+) -> None:  # fmt: skip
+    """One line per series (markers while points are few); ``bands`` shades mean ± std where a series has one."""
     for name, values in series.items():
-        points = [(i, v) for i, v in zip(x, values, strict=True) if v is not None]
-        if points:
-            style = "--" if name.startswith("maj@") else "-"  # majority vote dashed beside pass@k
-            ax.plot([p[0] for p in points], [p[1] for p in points], style, marker="o", label=name)
-    ax.set_xticks(list(x))
-    ax.set_xlabel("iteration")
+        kept = [i for i, v in enumerate(values) if v is not None]
+        if not kept:
+            continue
+        xs, ys = [x[i] for i in kept], [float(values[i]) for i in kept]  # type: ignore[arg-type]
+        style = "--" if name.startswith("maj@") else "-"  # majority vote dashed beside pass@k
+        (line,) = ax.plot(xs, ys, style, marker="o" if len(x) <= 40 else None, label=name)
+        spread = (bands or {}).get(name)
+        if spread:
+            sd = [spread[i] or 0.0 for i in kept]
+            low, high = [y - d for y, d in zip(ys, sd, strict=True)], [y + d for y, d in zip(ys, sd, strict=True)]
+            ax.fill_between(xs, low, high, alpha=0.15, color=line.get_color())
+    if len(x) <= 20:
+        ax.set_xticks(list(x))
+    ax.set_xlabel(xlabel)
     if percent:
         ax.yaxis.set_major_formatter("{x:.0%}")
     ax.grid(alpha=0.3)
@@ -45,12 +57,33 @@ def _lines(ax: Any, x: Sequence[int], series: dict[str, Sequence[float | None]],
 
 def per_iteration(
     path: Path, iterations: Sequence[int], series: dict[str, Sequence[float | None]], title: str, ylabel: str,
-    percent: bool = False,
+    percent: bool = False, xlabel: str = "iteration", bands: dict[str, Sequence[float | None]] | None = None,
 ) -> Path:  # fmt: skip
     fig, (ax,) = _figure()
-    _lines(ax, iterations, series, percent)
+    _lines(ax, iterations, series, percent, xlabel, bands)
     ax.set_title(title)
     ax.set_ylabel(ylabel)
+    return _save(fig, path)
+
+
+def panels(path: Path, steps: Sequence[int], charts: dict[str, dict[str, Sequence[float | None]]]) -> Path:
+    """Small charts side by side over steps, one per title (an online run's KL, clip fraction, gradient norm)."""
+    fig, axes = _figure(ncols=len(charts), width=3.6)
+    for ax, (title, series) in zip(axes, charts.items(), strict=True):
+        _lines(ax, steps, series, xlabel="step")
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def stacked(path: Path, steps: Sequence[int], series: dict[str, Sequence[float]], title: str, ylabel: str) -> Path:
+    """Stacked areas over steps: where each step's time went."""
+    fig, (ax,) = _figure()
+    ax.stackplot(list(steps), *[list(v) for v in series.values()], labels=list(series), alpha=0.8)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize="small", loc="upper left")
+    ax.grid(alpha=0.3)
     return _save(fig, path)
 
 
