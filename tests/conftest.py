@@ -42,6 +42,19 @@ def build_tiny_model(path: Path, hidden: int = 32, layers: int = 2, seed: int = 
     return path
 
 
+def torchrun(processes: int) -> list[str]:
+    """The command prefix that starts ``processes`` CPU processes in one process group (gloo). ``accelerate launch
+    --cpu`` starts only one process whatever ``--num_processes`` says; torchrun starts them all."""
+    import socket
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes), "--master-port",
+            str(port)]  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(build_tiny_model(tmp_path_factory.mktemp("tiny-model")))

@@ -1,5 +1,5 @@
 """Two online steps of GRPO and of PPO on fixed examples; launched by test_pg_distributed.py, alone or under
-``accelerate launch --num_processes 2 --cpu``. Usage: pg_worker.py MODEL OUT_DIR"""
+torchrun with two processes. Usage: pg_worker.py MODEL OUT_DIR"""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ def main(model: str, out: Path) -> None:
         for step in range(2):
             trainer.step(examples(step), seed=step)
         trainer.save(out / name)
+    if trainer.accelerator.is_main_process:  # so the test can tell that the processes did form one group
+        (out / "processes").write_text(str(trainer.accelerator.num_processes))
 
 
 if __name__ == "__main__":

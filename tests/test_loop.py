@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import pytest
@@ -113,40 +112,6 @@ def test_a_run_dir_refuses_a_different_recipe(write_recipe, tiny_model: str, tmp
     more = _recipe(write_recipe, tiny_model, iterations=1)
     summary = Runner(more, tmp_path / "run", show_progress=False).execute()
     assert len(summary["iterations"]) == 2
-
-
-class RecordingUpdater(SFT):
-    """Records which process ran each update and on which examples."""
-
-    calls: list[tuple[str, int, list[str]]] = []
-
-    def update(self, ctx):
-        RecordingUpdater.calls.append((threading.current_thread().name, ctx.iteration, [e.id for e in ctx.examples]))
-        if threading.current_thread().name == "rank-1":
-            return {"loss": 0.0}  # only the main process saves the checkpoint, as under accelerate
-        return super().update(ctx)
-
-
-def test_other_processes_join_only_the_update(write_recipe, tiny_model: str, tmp_path: Path) -> None:
-    """Under `accelerate launch` rank 1 generates nothing and evaluates nothing: it waits for rank 0's selected
-    examples and runs the same update."""
-    registries["updater"].register("rank-recording", RecordingUpdater)
-    RecordingUpdater.calls = []
-    recipe = _recipe(write_recipe, tiny_model, iterations=2, extra=["updater.name=rank-recording"])
-    run = tmp_path / "run"
-    other = threading.Thread(target=Runner(recipe, run, show_progress=False, rank=1).execute, name="rank-1")
-    other.start()
-    Runner(recipe, run, show_progress=False, rank=0).execute()
-    other.join(timeout=60)
-
-    assert not other.is_alive()
-    other_calls = [(it, ids) for name, it, ids in RecordingUpdater.calls if name == "rank-1"]
-    main_calls = [(it, ids) for name, it, ids in RecordingUpdater.calls if name != "rank-1"]
-    assert [it for it, _ in main_calls] == [1, 2] and other_calls == main_calls
-    for it in (1, 2):  # one copy of every record: rank 1 wrote nothing
-        ids = [r["id"] for r in _jsonl(run / f"iter-{it:03d}" / "verified-rationale.jsonl")]
-        assert len(ids) == len(set(ids)) == 8
-    assert len(json.loads((run / "summary.json").read_text())["iterations"]) == 3
 
 
 class PolicyAware(ByRole):

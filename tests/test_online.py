@@ -182,7 +182,8 @@ def _outcome(run: Path) -> tuple[dict, dict, list, dict]:
     files = [p for p in sorted(run.rglob("*.jsonl")) if p.name != "metrics.jsonl"]
     records = {str(p.relative_to(run)): p.read_text() for p in files}
     metrics = [json.loads(x) for x in (run / "metrics.jsonl").open()]
-    metrics = [{k: v for k, v in m.items() if "seconds" not in k and k != "tokens_per_second"} for m in metrics]
+    work = ("tokens_per_second", "requests_per_process")  # a replayed step's generation was read back, not redone
+    metrics = [{k: v for k, v in m.items() if "seconds" not in k and k not in work} for m in metrics]
     weights = load_file(run / "checkpoints" / "step-000005" / "policy" / "adapter_model.safetensors")
     return json.loads((run / "summary.json").read_text()), records, metrics, weights
 

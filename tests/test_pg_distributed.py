@@ -1,23 +1,17 @@
-"""Two CPU processes under `accelerate launch` (gloo) end two online policy-gradient steps with the weights of one
+"""Two CPU processes (torchrun, gloo) end two online policy-gradient steps with the weights of one
 process."""
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
+from conftest import torchrun
 
 WORKER = Path(__file__).with_name("pg_worker.py")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run(args: list[str]) -> None:
@@ -30,11 +24,8 @@ def test_two_processes_match_one(tiny_model: str, tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
     run([sys.executable, str(WORKER), tiny_model, str(tmp_path / "one")])
-    accelerate = [
-        sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1", "--cpu",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
-    ]  # fmt: skip
-    run([*accelerate, str(WORKER), tiny_model, str(tmp_path / "two")])
+    run([*torchrun(2), str(WORKER), tiny_model, str(tmp_path / "two")])
+    assert (tmp_path / "one" / "processes").read_text() == "1" and (tmp_path / "two" / "processes").read_text() == "2"
 
     for name in ("grpo", "ppo"):
         one = load_file(tmp_path / "one" / name / "policy" / "adapter_model.safetensors")

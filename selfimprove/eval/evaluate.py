@@ -15,8 +15,10 @@ from typing import Any
 from selfimprove.config.schema import Component
 from selfimprove.eval.metrics import maj_at_k, pass_at_k
 from selfimprove.loop import stages
+from selfimprove.loop.distributed import SINGLE, Processes
 from selfimprove.loop.rundir import RunDir
 from selfimprove.models import Policy
+from selfimprove.models.live import LivePolicy
 from selfimprove.records import Messages, Problem, Rollout
 from selfimprove.verifiers import Verifier
 
@@ -116,23 +118,25 @@ def evaluate_task(
     generator: Component,
     sampling: Sampling,
     verifier: Verifier,
-    policy: Policy,
+    policy: Policy | LivePolicy,
     seed: int,
     show_progress: bool = True,
+    procs: Processes = SINGLE,
 ) -> tuple[dict[str, float], list[Rollout], list[Rollout]]:
-    """Evaluate ``policy`` on one task; returns the metrics, the greedy rollouts and the samples."""
+    """Evaluate ``policy`` on one task; returns the metrics, the greedy rollouts and the samples. Under several
+    processes each generates and verifies its share."""
     jobs = [(p, prompt, None) for p, prompt in zip(problems, prompts, strict=True)]
     greedy = stages.generate(
         run, f"{prefix}/{task}.rollouts.jsonl", generator.build(**sampling.generation), policy, jobs, "eval", 1,
-        seed, show_progress,
+        seed, show_progress, procs=procs,
     )  # fmt: skip
-    greedy = stages.verify(run, f"{prefix}/{task}.jsonl", verifier, greedy)
+    greedy = stages.verify(run, f"{prefix}/{task}.jsonl", verifier, greedy, procs)
     samples: list[Rollout] = []
     if sampling.n > 1:
         sampler = generator.build(**{**sampling.generation, "temperature": sampling.temperature})
         samples = stages.generate(
             run, f"{prefix}/{task}.samples.rollouts.jsonl", sampler, policy, jobs, "sample", sampling.n,
-            stages.stage_seed(seed, "samples"), show_progress,
+            stages.stage_seed(seed, "samples"), show_progress, procs=procs,
         )  # fmt: skip
-        samples = stages.verify(run, f"{prefix}/{task}.samples.jsonl", verifier, samples)
+        samples = stages.verify(run, f"{prefix}/{task}.samples.jsonl", verifier, samples, procs)
     return task_metrics(greedy, samples, sampling.ks, sampling.majority), greedy, samples

@@ -29,9 +29,21 @@ class Output:
 
 class Generator(Protocol):
     def generate(
-        self, policy: Policy | LivePolicy, requests: list[Request], *, seed: int, done: set[str], tracker: Tracker
+        self,
+        policy: Policy | LivePolicy,
+        requests: list[Request],
+        *,
+        seed: int,
+        done: set[str],
+        tracker: Tracker,
+        shard: tuple[int, int] = (0, 1),
     ) -> Iterator[list[Output]]:
         """Yield outputs batch by batch, skipping batches whose ids are all in ``done``.
+
+        ``shard = (rank, world)``: generate only every ``world``-th batch, from the ``rank``-th, and yield an empty
+        list for each batch skipped (here or because it is done): every process then yields once per batch, so the
+        loop can gather the processes' shares round by round. A generator without the ``shard`` parameter runs on
+        the main process alone.
 
         ``policy`` is a policy on disk or one in memory (the loop's loaded checkpoint, an online run's live
         weights); a generator that cannot sample from weights in memory (a remote endpoint) takes only the former.

@@ -150,7 +150,14 @@ class HFGenerator:
         return tokens
 
     def generate(
-        self, policy: Policy | LivePolicy, requests: list[Request], *, seed: int, done: set[str], tracker: Tracker
+        self,
+        policy: Policy | LivePolicy,
+        requests: list[Request],
+        *,
+        seed: int,
+        done: set[str],
+        tracker: Tracker,
+        shard: tuple[int, int] = (0, 1),
     ) -> Iterator[list[Output]]:
         import torch
 
@@ -165,10 +172,13 @@ class HFGenerator:
             sampling.update(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k or None)
         else:
             sampling.update(temperature=None, top_p=None, top_k=None)
-        for batch in self.batches([len(ids) for ids in encoded]):
+        rank, world = shard
+        for number, batch in enumerate(self.batches([len(ids) for ids in encoded])):
             ids = [requests[i].id for i in batch]
-            if all(i in done for i in ids):
-                tracker.advance(len(batch))
+            if number % world != rank or all(i in done for i in ids):
+                if number % world == rank:
+                    tracker.advance(len(batch))
+                yield []
                 continue
             rows = [encoded[i] for i in batch]
             torch.manual_seed(batch_seed(seed, ids[0]))

@@ -79,15 +79,25 @@ class OpenAIGenerator:
         return Output(request.id, text, int(tokens))
 
     def generate(
-        self, policy: Policy, requests: list[Request], *, seed: int, done: set[str], tracker: Tracker
+        self,
+        policy: Policy,
+        requests: list[Request],
+        *,
+        seed: int,
+        done: set[str],
+        tracker: Tracker,
+        shard: tuple[int, int] = (0, 1),
     ) -> Iterator[list[Output]]:
         if not isinstance(policy, Policy) or policy.checkpoint:
             raise UserError("openai: an endpoint serves a fixed model; it cannot sample from trained weights")
+        rank, world = shard
         with ThreadPoolExecutor(self.concurrency) as pool:
-            for start in range(0, len(requests), self.concurrency):
+            for number, start in enumerate(range(0, len(requests), self.concurrency)):
                 batch = requests[start : start + self.concurrency]
-                if all(r.id in done for r in batch):
-                    tracker.advance(len(batch))
+                if number % world != rank or all(r.id in done for r in batch):
+                    if number % world == rank:
+                        tracker.advance(len(batch))
+                    yield []
                     continue
                 outputs = list(pool.map(lambda r: self._complete(policy.base, r, batch_seed(seed, r.id)), batch))
                 tracker.advance(len(batch), sum(o.num_tokens for o in outputs))

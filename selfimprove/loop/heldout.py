@@ -9,6 +9,7 @@ from rich.table import Table
 from selfimprove.config.schema import Recipe
 from selfimprove.eval.evaluate import Sampling, evaluate_task
 from selfimprove.loop import stages
+from selfimprove.loop.distributed import SINGLE, Processes
 from selfimprove.loop.rundir import RunDir
 from selfimprove.models.live import LivePolicy
 from selfimprove.progress import console
@@ -27,12 +28,17 @@ def evaluate(
     seed: int,
     show_progress: bool,
     log: Any,
+    procs: Processes = SINGLE,
 ) -> dict[str, dict[str, float]]:
     """Held-out metrics of ``policy`` on every eval task, written to ``<directory>/eval.json`` (read back if there):
     greedy accuracy and, with ``eval.n > 1``, pass@k and maj@k. ``log(stage, seconds, metrics)`` records each task.
+    Every process takes part (each generates and verifies its share); the main process writes.
     """
-    if run.exists(directory, "eval.json"):
-        return run.read_json(f"{directory}/eval.json")
+    saved = procs.on_main(
+        lambda: run.read_json(f"{directory}/eval.json") if run.exists(directory, "eval.json") else None
+    )
+    if saved is not None:
+        return saved
     spec = recipe.eval
     if not spec.tasks:
         return {}
@@ -50,10 +56,11 @@ def evaluate(
         with stages.Timer() as t:
             results[task.name], _, _ = evaluate_task(
                 run, f"{directory}/eval", task.name, task_problems, prompts, recipe.generator, sampling, verifier,
-                policy, stages.stage_seed(seed, "eval", task.name), show_progress,
+                policy, stages.stage_seed(seed, "eval", task.name), show_progress, procs,
             )  # fmt: skip
         log(f"eval:{task.name}", t.seconds, results[task.name])
-    run.write_json(f"{directory}/eval.json", results)
+    if procs.is_main:
+        run.write_json(f"{directory}/eval.json", results)
     return results
 
 

@@ -17,6 +17,10 @@ weights stay in memory for the whole run: nothing is written or read between ste
 A step's records are a cache of a deterministic computation: a killed run restarts from its last checkpoint and
 replays the steps after it from their records (only their updates are recomputed), and ends with the same weights
 and metrics as an uninterrupted run.
+
+Under several processes (``selfimprove.loop.distributed``) each generates and verifies its share of every role;
+the sources, the rewards and the buffers run on the main process, which sends each role's problems and the
+rewarded rollouts to the others; every process joins the update; only the main process touches the run directory.
 """
 
 from __future__ import annotations
@@ -31,8 +35,8 @@ from typing import Any
 from selfimprove.config.schema import Component, Logging, Recipe, Role
 from selfimprove.errors import UserError
 from selfimprove.loop import checkpoints, heldout, manifest, stages
+from selfimprove.loop.distributed import Processes
 from selfimprove.loop.heldout import print_eval_table
-from selfimprove.loop.processes import process_rank
 from selfimprove.loop.rundir import RunDir
 from selfimprove.loop.sampler import EpochSampler
 from selfimprove.models.embedded import resolve
@@ -49,7 +53,8 @@ class OnlineRunner:
     def __init__(self, recipe: Recipe, run_dir: str | Path, show_progress: bool = True):
         self.recipe, self.loop = recipe, recipe.loop
         self.run = RunDir(run_dir)
-        self.is_main = process_rank() == 0
+        self.procs = Processes.current()
+        self.is_main = self.procs.is_main
         self.show_progress = show_progress and self.is_main
         self.seed = recipe.loop.seed
         self.trackers = Trackers(recipe.logging if self.is_main else Logging(), self.run.root, recipe.resolved)
@@ -61,7 +66,7 @@ class OnlineRunner:
         from selfimprove.quiet import quiet_libraries
 
         quiet_libraries()
-        if self.run.exists("manifest.json"):
+        if self.is_main and self.run.exists("manifest.json"):
             manifest.check_resumable(self.run.read_json("manifest.json"), self.recipe, self.run.root)
             console.print(f"[bold]Resuming[/] {self.run.root}")
         check_adapter_supported(self.recipe.adapter)
@@ -94,7 +99,8 @@ class OnlineRunner:
             total_steps=self.loop.steps,
         )  # fmt: skip
         start = self.restore()
-        evals = {s: self.run.read_json(f"{step_dir(s)}/eval.json") for s in self.eval_steps(start)}
+        evals = self.procs.on_main(lambda: {s: self.run.read_json(f"{step_dir(s)}/eval.json")
+                                            for s in self.eval_steps(start)})  # fmt: skip
         if 0 not in evals:
             evals[0] = self.evaluate(0)
         self.write_summary(evals)
@@ -103,7 +109,8 @@ class OnlineRunner:
             if step == self.loop.steps or (self.loop.eval_every and step % self.loop.eval_every == 0):
                 evals[step] = self.evaluate(step)
                 self.write_summary(evals)
-                print_eval_table(list(evals.values()), "step", list(evals))
+                if self.is_main:
+                    print_eval_table(list(evals.values()), "step", list(evals))
             if step == self.loop.steps or step % self.loop.save_every == 0:
                 self.save(step)
         self.trackers.close()
@@ -116,12 +123,14 @@ class OnlineRunner:
 
     def step(self, step: int) -> None:
         start = time.perf_counter()
+        self.procs.generated = 0  # this step's requests only (not an evaluation's)
         rollouts, times = self.play(step)
         examples = self.examples(rollouts)
         with stages.Timer() as t:
             update = self.trainer.step(examples, stages.stage_seed(self.seed, "update", step))
         times["update"] = t.seconds
         times["step"] = time.perf_counter() - start
+        update["requests_per_process"] = self.procs.take_generated()
         self.log_step(step, rollouts, update, times)
 
     # -- one step's play -------------------------------------------------------------------------------------------
@@ -130,23 +139,26 @@ class OnlineRunner:
         the buffers are fed either way."""
         d = step_dir(step)
         times = {"generate": 0.0, "verify": 0.0, "reward": 0.0}
-        if self.run.exists(d, "rollouts.jsonl"):
-            records = [Rollout.from_json(r) for r in self.run.read_jsonl(f"{d}/rollouts.jsonl")]
-            by_role = {r.name: [x for x in records if x.role == r.name] for r in self.recipe.roles}
-            self.feed(step, by_role)
+        records = self.procs.on_main(
+            lambda: self.run.read_jsonl(f"{d}/rollouts.jsonl") if self.run.exists(d, "rollouts.jsonl") else None
+        )
+        if records is not None:
+            by_role = self.by_role([Rollout.from_json(r) for r in records])
+            if self.is_main:
+                self.feed(step, by_role)
             return by_role, times
-        batch = self.sampler.batch(step) if self.sampler else []
+        batch = self.sampler.batch(step) if self.sampler and self.is_main else []
         by_role: dict[str, list[Rollout]] = {}
         policy = self.trainer.policy
         for role in self.recipe.roles:
             ctx = StepContext(step, self.rng(step, role.name), batch, dict(by_role), self.buffers)
-            problems = self.sources[role.name].problems(ctx)
+            problems = self.procs.on_main(lambda: self.sources[role.name].problems(ctx))  # noqa: B023
             jobs = [(p, render(role.prompt, p), None) for p in problems]
             with stages.Timer() as t:
                 rollouts = stages.generate(
                     self.run, f"{d}/rollouts-{role.name}.jsonl", self.generators[role.name], policy, jobs, role.name,
                     role.n, stages.stage_seed(self.seed, "step", step, role.name), self.show_progress,
-                    keep_token_ids=True, transient=True,
+                    keep_token_ids=True, transient=True, procs=self.procs,
                 )  # fmt: skip
             times["generate"] += t.seconds
             with stages.Timer() as t:
@@ -154,24 +166,34 @@ class OnlineRunner:
                     if hasattr(verifier, "use_policy"):  # a judge that scores with the live policy
                         verifier.use_policy(policy)
                 rollouts = stages.verify_all(
-                    self.run, f"{d}/verified-{role.name}.jsonl", self.verifiers[role.name], rollouts
+                    self.run, f"{d}/verified-{role.name}.jsonl", self.verifiers[role.name], rollouts, self.procs
                 )
             times["verify"] += t.seconds
             by_role[role.name] = rollouts
         with stages.Timer() as t:
-            step_rollouts = StepRollouts(by_role, {name: [tag for tag, _ in vs] for name, vs in self.verifiers.items()})
-            for role in self.recipe.roles:
-                assign_rewards(by_role[role.name], self.rewards[role.name], step_rollouts)
-            trained = [r for role in self.recipe.roles if role.train for r in by_role[role.name]]
-            check_failures(step, trained, self.loop.max_failed_rewards)
+            records = self.procs.on_main(lambda: self.reward(step, by_role))
         times["reward"] = t.seconds
+        return self.by_role([Rollout.from_json(r) for r in records]), times
+
+    def reward(self, step: int, by_role: dict[str, list[Rollout]]) -> list[dict[str, Any]]:
+        """The main process's part of a step after verification: rewards, the failure check, the buffers' feeds,
+        the step's records."""
+        step_rollouts = StepRollouts(by_role, {name: [tag for tag, _ in vs] for name, vs in self.verifiers.items()})
+        for role in self.recipe.roles:
+            assign_rewards(by_role[role.name], self.rewards[role.name], step_rollouts)
+        trained = [r for role in self.recipe.roles if role.train for r in by_role[role.name]]
+        check_failures(step, trained, self.loop.max_failed_rewards)
         self.feed(step, by_role)  # before writing: parsers record rejections on the rollouts they read
-        if self.is_main:
-            self.run.write_jsonl(f"{d}/rollouts.jsonl", [r.to_json() for rs in by_role.values() for r in rs])
-            for role in self.recipe.roles:
-                for stage in ("rollouts", "verified"):
-                    self.run.path(d, f"{stage}-{role.name}.jsonl").unlink(missing_ok=True)
-        return by_role, times
+        d = step_dir(step)
+        records = [r.to_json() for rs in by_role.values() for r in rs]
+        self.run.write_jsonl(f"{d}/rollouts.jsonl", records)
+        for role in self.recipe.roles:
+            for stage in ("rollouts", "verified"):
+                self.run.path(d, f"{stage}-{role.name}.jsonl").unlink(missing_ok=True)
+        return records
+
+    def by_role(self, rollouts: list[Rollout]) -> dict[str, list[Rollout]]:
+        return {r.name: [x for x in rollouts if x.role == r.name] for r in self.recipe.roles}
 
     def rng(self, step: int, *parts: str) -> random.Random:
         return random.Random(stages.stage_seed(self.seed, "source", step, *parts))
@@ -195,10 +217,10 @@ class OnlineRunner:
 
     # -- evaluation, checkpoints, records --------------------------------------------------------------------------
     def evaluate(self, step: int) -> dict[str, dict[str, float]]:
-        cached = self.run.exists(step_dir(step), "eval.json")  # a step replayed after a resume
+        cached = self.procs.on_main(lambda: self.run.exists(step_dir(step), "eval.json"))  # replayed after a resume
         results = heldout.evaluate(
             self.recipe, self.run, step_dir(step), self.problems, self.eval_verifier, self.trainer.policy, self.seed,
-            self.show_progress, lambda stage, seconds, values: self.metric(step, stage, seconds, values),
+            self.show_progress, lambda stage, seconds, values: self.metric(step, stage, seconds, values), self.procs,
         )  # fmt: skip
         if cached:  # its metrics were dropped with the steps after the checkpoint: log them again
             for task, values in results.items():
@@ -214,7 +236,8 @@ class OnlineRunner:
 
     def restore(self) -> int:
         """Continue from the newest checkpoint; the step it was taken at (0 without one)."""
-        latest = checkpoints.latest(self.run.root)
+        found = self.procs.on_main(lambda: checkpoints.latest(self.run.root))
+        latest = Path(found) if found else None  # every process reads it: several machines need it on shared storage
         if latest is None:
             if self.is_main:
                 self.run.rewrite_metrics(lambda record: False)  # a run killed before its first checkpoint
@@ -226,7 +249,7 @@ class OnlineRunner:
         step = int(state["step"])
         if self.is_main:
             self.run.rewrite_metrics(lambda record: record.get("step", 0) <= step)  # later steps are replayed
-        console.print(f"[bold]Resuming[/] from {latest} (step {step})")
+            console.print(f"[bold]Resuming[/] from {latest} (step {step})")
         return step
 
     def metric(self, step: int, stage: str, seconds: float, values: dict[str, Any]) -> None:

@@ -12,8 +12,8 @@ from selfimprove.config.schema import Component, Logging, Recipe, Role
 from selfimprove.errors import UserError
 from selfimprove.eval.evaluate import mean
 from selfimprove.loop import heldout, manifest, stages
+from selfimprove.loop.distributed import Processes
 from selfimprove.loop.heldout import print_eval_table
-from selfimprove.loop.processes import process_rank, wait_for
 from selfimprove.loop.rundir import RunDir
 from selfimprove.models import Policy
 from selfimprove.models.embedded import resolve
@@ -42,10 +42,15 @@ def run_recipe(recipe: Recipe, run_dir: str | Path, show_progress: bool = True) 
 
 
 class Runner:
-    def __init__(self, recipe: Recipe, run_dir: str | Path, show_progress: bool = True, rank: int | None = None):
+    """Offline iterations. Under several processes every process runs every stage: generation and verification are
+    shared out (``selfimprove.loop.distributed``), selection runs on the main process, every process joins the
+    update, and only the main process writes the run directory."""
+
+    def __init__(self, recipe: Recipe, run_dir: str | Path, show_progress: bool = True):
         self.recipe = recipe
         self.run = RunDir(run_dir)
-        self.is_main = (process_rank() if rank is None else rank) == 0
+        self.procs = Processes.current()
+        self.is_main = self.procs.is_main
         self.show_progress = show_progress and self.is_main
         self.seed = recipe.loop.seed
         # A missing package fails here. Only the main process logs: the others would open second W&B runs.
@@ -58,7 +63,7 @@ class Runner:
         from selfimprove.quiet import quiet_libraries
 
         quiet_libraries()
-        if self.run.exists("manifest.json"):
+        if self.is_main and self.run.exists("manifest.json"):
             manifest.check_resumable(self.run.read_json("manifest.json"), self.recipe, self.run.root)
             console.print(f"[bold]Resuming[/] {self.run.root}")
         from selfimprove.models.loading import check_adapter_supported
@@ -93,52 +98,56 @@ class Runner:
 
     def iteration(self, it: int, policy: Policy) -> Policy:
         d = f"iter-{it:03d}"
-        if not self.is_main:
-            wait_for(self.run.path(d, "selected.jsonl"))
-            examples = [Example(**r) for r in self.run.read_jsonl(f"{d}/selected.jsonl")]
-            return self.update(it, policy, examples + self.replayed(it))
         problems = self.problems["train"]
         earlier: dict[str, list[Rollout]] = {}
         for role in self.recipe.roles:
             jobs = self.jobs_for(role, problems, earlier)
+            self.procs.generated = 0  # this role's requests only
             with stages.Timer() as t:
                 rollouts = stages.generate(
                     self.run, f"{d}/rollouts-{role.name}.jsonl", self._generator_for(role.generation),
-                    self.loaded(policy),
-                    jobs, role.name, role.n, stages.stage_seed(self.seed, it, role.name), self.show_progress,
+                    self.loaded(policy), jobs, role.name, role.n, stages.stage_seed(self.seed, it, role.name),
+                    self.show_progress, procs=self.procs,
                 )  # fmt: skip
                 if hasattr(self.verifier, "use_policy"):  # a judge that scores with the current policy
                     self.verifier.use_policy(self.loaded(policy))
-                rollouts = stages.verify(self.run, f"{d}/verified-{role.name}.jsonl", self.verifier, rollouts)
+                rollouts = stages.verify(
+                    self.run, f"{d}/verified-{role.name}.jsonl", self.verifier, rollouts, self.procs
+                )
             earlier[role.name] = rollouts
             self._metric(it, f"generate:{role.name}", t.seconds, {
                 "rollouts": len(rollouts),
                 "passed": sum(bool(r.verdict and r.verdict.passed) for r in rollouts),
                 "mean_tokens": sum(r.num_tokens for r in rollouts) / max(len(rollouts), 1),
                 "entropy": mean([r.entropy for r in rollouts]),
+                "requests_per_process": self.procs.take_generated(),
             })  # fmt: skip
         all_rollouts = [r for role in self.recipe.roles for r in earlier[role.name]]
-        examples = stages.select(self.run, f"{d}/selected.jsonl", self.recipe.selector.build(), all_rollouts)
+        selector = self.recipe.selector.build()
+        examples = stages.select(self.run, f"{d}/selected.jsonl", selector, all_rollouts, self.procs)
         return self.update(it, policy, examples + self.replayed(it))
 
     def replayed(self, it: int) -> list[Example]:
         """The examples selected in the previous ``loop.replay`` iterations: SPIN trains iteration t on its new
         pairs and on iteration t-1's. Their ids get the iteration they come from."""
-        examples = []
-        for past in range(it - 1, max(it - self.recipe.loop.replay, 1) - 1, -1):
-            d = f"iter-{past:03d}"
-            if self.run.exists(d, "selected.jsonl"):
-                examples += [
-                    Example(**{**r, "id": f"{d}/{r['id']}"}) for r in self.run.read_jsonl(f"{d}/selected.jsonl")
-                ]
-        return examples
+
+        def read() -> list[dict[str, Any]]:
+            records = []
+            for past in range(it - 1, max(it - self.recipe.loop.replay, 1) - 1, -1):
+                d = f"iter-{past:03d}"
+                if self.run.exists(d, "selected.jsonl"):
+                    records += [{**r, "id": f"{d}/{r['id']}"} for r in self.run.read_jsonl(f"{d}/selected.jsonl")]
+            return records
+
+        return [Example(**r) for r in self.procs.on_main(read)]
 
     def update(self, it: int, policy: Policy, examples: list) -> Policy:
         d = f"iter-{it:03d}"
         final = self.run.root / d / "checkpoint"
         init = policy.checkpoint if self.recipe.loop.init == "previous" else None
-        if self.run.exists(d, "update.json"):
-            info = self.run.read_json(f"{d}/update.json")
+        info = self.procs.on_main(lambda: self.run.read_json(f"{d}/update.json") if self.run.exists(d, "update.json")
+                                  else None)  # fmt: skip
+        if info is not None:
             return Policy(self.base, str(final) if info.get("checkpoint") else init)
         if not examples:
             if self.is_main:
@@ -149,16 +158,16 @@ class Runner:
         ctx = UpdateContext(
             base=self.base, adapter=self.recipe.adapter, init=init, examples=examples,
             output_dir=tmp, work_dir=self.run.path(d, "trainer"), seed=stages.stage_seed(self.seed, it, "update"),
-            iteration=it, previous=policy.checkpoint, show_progress=self.show_progress,
+            iteration=it, previous=policy.checkpoint, show_progress=self.show_progress, processes=self.procs.world,
         )  # fmt: skip
         with stages.Timer() as t:
             metrics = self.recipe.updater.build().update(ctx)
-        if not self.is_main:  # the main process saved the checkpoint; it commits it and records the update
-            return Policy(self.base, str(final))
-        self.run.commit_dir(tmp, final)
-        shutil.rmtree(ctx.work_dir, ignore_errors=True)
-        self.run.write_json(f"{d}/update.json", {"checkpoint": True, **metrics})
-        self._metric(it, "update", t.seconds, metrics)
+        if self.is_main:  # the main process saved the checkpoint; it commits it and records the update
+            self.run.commit_dir(tmp, final)
+            shutil.rmtree(ctx.work_dir, ignore_errors=True)
+            self.run.write_json(f"{d}/update.json", {"checkpoint": True, **metrics})
+            self._metric(it, "update", t.seconds, metrics)
+        self.procs.share(None)  # the others load the checkpoint next: wait until it is committed
         return Policy(self.base, str(final))
 
     # -- evaluation ------------------------------------------------------------------------------------
@@ -166,7 +175,7 @@ class Runner:
         """Held-out metrics of ``policy``: greedy accuracy and, with ``eval.n > 1``, pass@k and maj@k."""
         return heldout.evaluate(
             self.recipe, self.run, f"iter-{it:03d}", self.problems, self.verifier, self.loaded(policy), self.seed,
-            self.show_progress, lambda stage, seconds, values: self._metric(it, stage, seconds, values),
+            self.show_progress, lambda stage, seconds, values: self._metric(it, stage, seconds, values), self.procs,
         )  # fmt: skip
 
     def loaded(self, policy: Policy) -> LoadedPolicy:
@@ -178,29 +187,27 @@ class Runner:
 
     # -- bookkeeping -----------------------------------------------------------------------------------
     def _metric(self, it: int, stage: str, seconds: float, values: dict[str, Any]) -> None:
+        if not self.is_main:
+            return
         record = {"iteration": it, "stage": stage, "seconds": round(seconds, 3), **values}
         self.run.append_metrics(record)
         self.trackers.log(record)
 
     def write_summary(self, evals: list[dict[str, Any]]) -> dict[str, Any]:
         summary = {"iterations": [{"iteration": i, "eval": e} for i, e in enumerate(evals)]}
-        self.run.write_json("summary.json", summary)
+        if self.is_main:
+            self.run.write_json("summary.json", summary)
+            print_eval_table(evals)
         return summary
 
     def execute(self) -> dict[str, Any]:
         self.start()
         policy = Policy(self.base)
-        if not self.is_main:
-            for it in range(1, self.recipe.loop.iterations + 1):
-                policy = self.iteration(it, policy)
-            return {}
         evals = [self.evaluate(0, policy)]
-        self.write_summary(evals)
-        print_eval_table(evals)
+        summary = self.write_summary(evals)
         for it in range(1, self.recipe.loop.iterations + 1):
             policy = self.iteration(it, policy)
             evals.append(self.evaluate(it, policy))
-            self.write_summary(evals)
-            print_eval_table(evals)
+            summary = self.write_summary(evals)
         self.trackers.close()
-        return self.write_summary(evals)
+        return summary

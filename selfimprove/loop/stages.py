@@ -1,4 +1,9 @@
-"""The stages of an iteration, each reading and writing the run directory."""
+"""The stages of an iteration or a step, each reading and writing the run directory.
+
+Under several processes (``selfimprove.loop.distributed``) every process calls each stage: generation and
+verification are shared out and gathered, and only the main process reads and writes the run directory, so the
+others never need to see it.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,12 @@ import time
 from typing import Any
 
 from selfimprove.generators import Generator, Request
+from selfimprove.loop.distributed import SINGLE, Processes, accepts_shard
 from selfimprove.loop.rundir import RunDir
 from selfimprove.models import Policy
+from selfimprove.models.live import LivePolicy
 from selfimprove.progress import track
-from selfimprove.records import Example, Messages, Problem, Rollout
+from selfimprove.records import Example, Messages, Problem, Rollout, Verdict
 from selfimprove.verifiers import Verifier, verify_safely
 
 
@@ -19,11 +26,17 @@ def stage_seed(seed: int, *parts: Any) -> int:
     return int(hashlib.sha256(":".join(map(str, (seed, *parts))).encode()).hexdigest()[:8], 16)
 
 
+def _finished(run: RunDir, name: str, procs: Processes) -> list[Rollout] | None:
+    """The stage's records when its file exists (read on the main process, sent to the others)."""
+    records = procs.on_main(lambda: run.read_jsonl(name) if run.exists(name) else None)
+    return None if records is None else [Rollout.from_json(r) for r in records]
+
+
 def generate(
     run: RunDir,
     name: str,
     generator: Generator,
-    policy: Policy,
+    policy: Policy | LivePolicy,
     jobs: list[tuple[Problem, Messages, Messages | None]],
     role: str,
     n: int,
@@ -31,11 +44,14 @@ def generate(
     show_progress: bool = True,
     keep_token_ids: bool = False,
     transient: bool = False,
+    procs: Processes = SINGLE,
 ) -> list[Rollout]:
     """Sample ``n`` completions per (problem, prompt, train_prompt) job; resumable by batch. ``keep_token_ids``
-    records the sampled tokens (online updates score exactly them)."""
-    if run.exists(name):
-        return [Rollout.from_json(r) for r in run.read_jsonl(name)]
+    records the sampled tokens (online updates score exactly them). Each process generates its share of the batches;
+    after every round of batches the shares are gathered and the main process appends them to the partial file."""
+    finished = _finished(run, name, procs)
+    if finished is not None:
+        return finished
     by_id = {}
     requests = []
     for problem, prompt, train_prompt in jobs:
@@ -43,55 +59,93 @@ def generate(
             rid = f"{role}/{problem.id}/{k}"
             by_id[rid] = (problem, prompt, train_prompt)
             requests.append(Request(rid, prompt))
-    done = {r["id"]: r for r in run.read_partial(name)}
-    with track(f"{name}", len(requests), show_progress, transient) as tracker:
-        for batch in generator.generate(policy, requests, seed=seed, done=set(done), tracker=tracker):
-            fresh = []
-            for out in batch:
-                problem, prompt, train_prompt = by_id[out.id]
-                rollout = Rollout(
-                    out.id, role, problem.id, prompt, out.text, problem.answer, train_prompt, out.num_tokens,
-                    meta=problem.meta, entropy=out.entropy, completion_ids=out.token_ids if keep_token_ids else None,
-                )  # fmt: skip
-                fresh.append(rollout.to_json())
+    done = procs.on_main(lambda: {r["id"]: r for r in run.read_partial(name)})
+
+    def record(out: Any) -> dict[str, Any]:
+        problem, prompt, train_prompt = by_id[out.id]
+        rollout = Rollout(
+            out.id, role, problem.id, prompt, out.text, problem.answer, train_prompt, out.num_tokens,
+            meta=problem.meta, entropy=out.entropy, completion_ids=out.token_ids if keep_token_ids else None,
+        )  # fmt: skip
+        return rollout.to_json()
+
+    def collect(fresh: list[dict[str, Any]]) -> None:
+        procs.generated += len(fresh)
+        fresh = procs.gather(fresh)
+        if procs.is_main:
             run.append_partial(name, fresh)
-            done.update((r["id"], r) for r in fresh)
+        done.update((r["id"], r) for r in fresh)
+
+    shared = procs.world > 1 and accepts_shard(generator)
+    with track(f"{name}", len(requests), show_progress and procs.is_main, transient) as tracker:
+        if shared:
+            pending: list[dict[str, Any]] = []
+            batches = generator.generate(
+                policy, requests, seed=seed, done=set(done), tracker=tracker, shard=(procs.rank, procs.world)
+            )
+            count = 0
+            for count, batch in enumerate(batches, start=1):
+                pending += [record(out) for out in batch]
+                if count % procs.world == 0:  # a round: every process has had one batch
+                    collect(pending)
+                    pending = []
+            if count % procs.world:
+                collect(pending)
+        elif procs.is_main:  # one process (or a generator that cannot share): batch by batch, as it comes
+            for batch in generator.generate(policy, requests, seed=seed, done=set(done), tracker=tracker):
+                fresh = [record(out) for out in batch]
+                procs.generated += len(fresh)
+                run.append_partial(name, fresh)
+                done.update((r["id"], r) for r in fresh)
+    if not shared:
+        done = procs.share(done)
     records = [done[r.id] for r in requests]
-    run.finish_partial(name, records)
+    if procs.is_main:
+        run.finish_partial(name, records)
     return [Rollout.from_json(r) for r in records]
 
 
-def verify(run: RunDir, name: str, verifier: Verifier, rollouts: list[Rollout]) -> list[Rollout]:
+def verify(
+    run: RunDir, name: str, verifier: Verifier, rollouts: list[Rollout], procs: Processes = SINGLE
+) -> list[Rollout]:
     """Attach a verdict to every rollout; written as one file."""
-    if run.exists(name):
-        return [Rollout.from_json(r) for r in run.read_jsonl(name)]
-    for rollout, verdict in zip(rollouts, verify_safely(verifier, rollouts), strict=True):
-        rollout.verdict = verdict
-    run.write_jsonl(name, [r.to_json() for r in rollouts])
-    return rollouts
+    return verify_all(run, name, [("", verifier)], rollouts, procs)
 
 
-def verify_all(run: RunDir, name: str, verifiers: list[tuple[str, Verifier]], rollouts: list[Rollout]) -> list[Rollout]:
+def verify_all(
+    run: RunDir, name: str, verifiers: list[tuple[str, Verifier]], rollouts: list[Rollout], procs: Processes = SINGLE
+) -> list[Rollout]:
     """Every verifier's verdicts: the first one's in ``Rollout.verdict``, the others' in ``Rollout.verdicts`` under
-    their labels; written as one file."""
-    if run.exists(name):
-        return [Rollout.from_json(r) for r in run.read_jsonl(name)]
-    for k, (label, verifier) in enumerate(verifiers):
-        for rollout, verdict in zip(rollouts, verify_safely(verifier, rollouts), strict=True):
+    their labels; written as one file. Each process verifies a contiguous share of the rollouts."""
+    finished = _finished(run, name, procs)
+    if finished is not None:
+        return finished
+    mine = rollouts[procs.span(len(rollouts))]
+    verdicts = [[v.__dict__ for v in verify_safely(verifier, mine)] for _, verifier in verifiers]
+    shares = procs.gather([verdicts])  # one entry per process, in rank order
+    for k, (label, _) in enumerate(verifiers):
+        everyone = [Verdict(**v) for share in shares for v in share[k]]
+        for rollout, verdict in zip(rollouts, everyone, strict=True):
             if k == 0:
                 rollout.verdict = verdict
             else:
                 rollout.verdicts[label] = verdict
-    run.write_jsonl(name, [r.to_json() for r in rollouts])
+    if procs.is_main:
+        run.write_jsonl(name, [r.to_json() for r in rollouts])
     return rollouts
 
 
-def select(run: RunDir, name: str, selector: Any, rollouts: list[Rollout]) -> list[Example]:
-    if run.exists(name):
-        return [Example(**r) for r in run.read_jsonl(name)]
-    examples = selector.select(rollouts)
-    run.write_jsonl(name, [e.__dict__ for e in examples])
-    return examples
+def select(run: RunDir, name: str, selector: Any, rollouts: list[Rollout], procs: Processes = SINGLE) -> list[Example]:
+    """The selector's examples, chosen on the main process (and sent to the others)."""
+
+    def choose() -> list[dict[str, Any]]:
+        if run.exists(name):
+            return run.read_jsonl(name)
+        examples = [e.__dict__ for e in selector.select(rollouts)]
+        run.write_jsonl(name, examples)
+        return examples
+
+    return [Example(**e) for e in procs.on_main(choose)]
 
 
 class Timer:

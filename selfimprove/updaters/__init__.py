@@ -27,6 +27,7 @@ class UpdateContext:
     iteration: int
     previous: str | None = None  # the checkpoint that generated this iteration's data (None = the base model)
     show_progress: bool = True
+    processes: int = 1  # processes sharing the update (accelerate launch): each takes its part of every batch
 
 
 class Updater(Protocol):

@@ -29,7 +29,13 @@ from selfimprove.progress import track
 from selfimprove.records import Example
 from selfimprove.training.tokens import encode_completion, encode_prompt
 from selfimprove.updaters import UpdateContext
-from selfimprove.updaters.sft import _progress_callback, epoch_order, last_complete_checkpoint, loop_trainer_settings
+from selfimprove.updaters.sft import (
+    _progress_callback,
+    epoch_order,
+    last_complete_checkpoint,
+    loop_trainer_settings,
+    per_device,
+)
 
 # TRL 1.16's ``DPOConfig.loss_type`` values (checked here, at recipe validation, without importing TRL).
 LOSS_TYPES = (
@@ -125,7 +131,7 @@ class DPO:
                 max_length=self.max_length,
                 precompute_ref_log_probs=precompute,
                 learning_rate=self.learning_rate,
-                per_device_train_batch_size=self.batch_size,
+                per_device_train_batch_size=per_device(self.batch_size, ctx, "dpo"),
                 gradient_accumulation_steps=self.gradient_accumulation_steps,
                 optim=self.optimizer,
                 lr_scheduler_type=self.lr_scheduler,

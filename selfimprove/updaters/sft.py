@@ -71,7 +71,7 @@ class SFT:
         config = TrainingArguments(
             **loop_trainer_settings(ctx, self.save_steps),
             learning_rate=self.learning_rate,
-            per_device_train_batch_size=self.batch_size,
+            per_device_train_batch_size=per_device(self.batch_size, ctx, "sft"),
             gradient_accumulation_steps=self.gradient_accumulation_steps,
             lr_scheduler_type=self.lr_scheduler,
             warmup_steps=self.warmup,
@@ -126,6 +126,14 @@ def loop_trainer_settings(ctx: UpdateContext, save_steps: int) -> dict[str, Any]
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
     }
+
+
+def per_device(batch_size: int, ctx: UpdateContext, name: str) -> int:
+    """Each process's part of a ``batch_size`` batch: the batch, and so the update, is the same whatever the number
+    of processes (the Trainer averages the loss over the tokens of every process's part)."""
+    if batch_size % ctx.processes:
+        raise UserError(f"{name}: batch_size {batch_size} does not split evenly over {ctx.processes} processes")
+    return batch_size // ctx.processes
 
 
 def tokenize(tokenizer: Any, example: Example, max_length: int) -> dict[str, list[int]]:

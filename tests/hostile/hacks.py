@@ -190,7 +190,11 @@ threading.Thread(target=keep_forging, daemon=True).start()
                 time.sleep(0.005)
         threading.Thread(target=attack, daemon=True).start()
         time.sleep(0.3)
-        """)
+        """),
+        # Without isolation, as a root that keeps its uid, the processes it finds include other runs starting up,
+        # whose descriptor 3 may still be a library file they are loading: writing there damaged the machine's
+        # Python once. Containing it needs isolation, as docs/sandbox.md says of that mode.
+        needs="isolation",
     ),
     "rewrite_own_answers": Hack(
         # the program owns its process: it can answer anything, but only with plain values it chose itself

@@ -1,0 +1,112 @@
+"""Generation shared out over processes: the same requests with 1 and with 2 processes (accelerate launch, gloo).
+
+The loop's generation stage (``selfimprove.loop.stages.generate``) samples ``--prompts`` arithmetic prompts x
+``--samples`` from the embedded SmolLM2-135M-Instruct in batches of ``--batch-size``; under two processes each takes
+every other batch (the same batches and seeds as one process) and the shares are gathered after each round. Each
+process gets ``--threads`` threads, so two processes use twice the cores of one, as two GPUs would: the ratio is how
+close sharing comes to halving the time (0.5). The stage's wall time is measured on the main process after the model
+is loaded and warmed up; both runs must produce the same records.
+
+Run:  .venv/bin/python benchmarks/sharded_generation.py [--prompts 32] [--samples 2] [--batch-size 8] [--threads 1]
+Last line:  ratio=<2 processes / 1 process, wall seconds>
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def work(args: argparse.Namespace) -> None:
+    """One side: generate (under accelerate launch when there are two processes) and print the stage's seconds."""
+    import torch
+
+    from selfimprove.config.schema import Component, Prompt
+    from selfimprove.loop import stages
+    from selfimprove.loop.distributed import Processes
+    from selfimprove.loop.rundir import RunDir
+    from selfimprove.models import Policy
+    from selfimprove.models.embedded import resolve
+    from selfimprove.models.live import LoadedPolicy
+    from selfimprove.prompts import render
+    from selfimprove.quiet import quiet_libraries
+    from selfimprove.tasks.arithmetic import Arithmetic
+
+    quiet_libraries()
+    torch.set_num_threads(args.threads)
+    procs = Processes.current()
+    problems = Arithmetic().load("train")[: args.prompts]
+    prompt = Prompt(system='Solve the problem. Write the calculation, then "The answer is N."')
+    jobs = [(p, render(prompt, p), None) for p in problems]
+    generator = Component("generator", "hf").build(temperature=1.0, max_new_tokens=args.max_new_tokens,
+                                                   batch_size=args.batch_size)  # fmt: skip
+    policy = LoadedPolicy(Policy(resolve("smollm2-135m-instruct")))
+    with tempfile.TemporaryDirectory() as tmp:  # warm-up: the first batches pay one-off costs
+        stages.generate(RunDir(tmp), "warm.jsonl", generator, policy, jobs[: args.batch_size], "warm", 1, 1,
+                        show_progress=False, procs=procs)  # fmt: skip
+    run = RunDir(args.out)
+    procs.share(None)  # start together
+    start = time.perf_counter()
+    rollouts = stages.generate(run, "rollouts.jsonl", generator, policy, jobs, "solver", args.samples, 0,
+                               show_progress=False, procs=procs)  # fmt: skip
+    seconds = time.perf_counter() - start
+    if procs.is_main:
+        print(json.dumps({"seconds": seconds, "rollouts": len(rollouts), "per_process": procs.take_generated()}))
+    else:
+        procs.take_generated()
+
+
+def side(processes: int, args: argparse.Namespace, out: Path) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    command = [__file__, "--work", "--out", str(out), "--prompts", str(args.prompts), "--samples", str(args.samples),
+               "--batch-size", str(args.batch_size), "--threads", str(args.threads),
+               "--max-new-tokens", str(args.max_new_tokens)]  # fmt: skip
+    if processes == 1:
+        command = [sys.executable, *command]
+    else:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(processes),
+                   "--num_machines", "1", "--cpu", "--mixed_precision", "no", "--dynamo_backend", "no",
+                   "--main_process_port", str(port), *command]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        sys.exit(f"{processes} processes failed:\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--prompts", type=int, default=32)
+    parser.add_argument("--samples", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--threads", type=int, default=1, help="threads per process")
+    parser.add_argument("--work", action="store_true")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    if args.work:
+        work(args)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        one, two = side(1, args, Path(tmp) / "one"), side(2, args, Path(tmp) / "two")
+        same = (Path(tmp) / "one" / "rollouts.jsonl").read_text() == (Path(tmp) / "two" / "rollouts.jsonl").read_text()
+    requests = args.prompts * args.samples
+    print(f"{requests} requests ({args.prompts} prompts x {args.samples}), batches of {args.batch_size}, "
+          f"{args.max_new_tokens} new tokens, {args.threads} thread(s) per process")  # fmt: skip
+    print(f"1 process:   {one['seconds']:.1f} s  (requests per process {one['per_process']})")
+    print(f"2 processes: {two['seconds']:.1f} s  (requests per process {two['per_process']})")
+    print(f"same records: {same}")
+    print(f"ratio={two['seconds'] / one['seconds']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
