@@ -61,8 +61,13 @@ def same_weights(a: Path, b: Path) -> None:
 
 
 def test_online_grpo_over_two_processes_equals_one(tiny_model: str, tmp_path: Path) -> None:
-    overrides = [f"model={tiny_model}", "verifier.name=regex", "verifier.pattern=^[a-zA-Z]", "loop.steps=2",
-                 "generator.batch_size=4"]  # fmt: skip  (4 problems x 4 samples: 4 batches, 2 for each process)
+    overrides = [
+        f"model={tiny_model}",
+        "verifier.name=regex",
+        "verifier.pattern=^[a-zA-Z]",
+        "loop.steps=2",
+        "generator.batch_size=4",
+    ]  # fmt: skip  (4 problems x 4 samples: 4 batches, 2 for each process)
     launch(1, TINY_GRPO, tmp_path / "one", overrides)
     launch(2, TINY_GRPO, tmp_path / "two", overrides)
     one, two = tmp_path / "one", tmp_path / "two"
