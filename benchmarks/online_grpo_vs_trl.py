@@ -1,10 +1,11 @@
 """Online GRPO end to end -- generation, verification, update -- ours against TRL's GRPOTrainer, on CPU.
 
 Both sides train the embedded SmolLM2-135M-Instruct with the same LoRA adapter (r 16, all linear layers), on the same
-problems in the same order (our sampler's draw for each step, handed to TRL unshuffled), with the same system
-prompt, group size, max new tokens, temperature, learning rate, loss (``grpo``: mean over each completion's tokens
-then over completions, group-normalised rewards, epsilon 0.2, ``--beta``), one optimizer step per generation batch,
-and the same reward (our ``numeric`` verifier, called from TRL's reward function). TRL generates with transformers'
+problems in the same order (our sampler's draw for each step, handed to TRL unshuffled), with the same prompt (the
+recipe's system message and exemplars, as chat messages), group size, max new tokens, temperature, learning rate,
+loss (``grpo``: mean over each completion's tokens then over completions, group-normalised rewards, epsilon 0.2,
+``--beta``), one optimizer step per generation batch, and the same reward (our ``numeric`` verifier, called from
+TRL's reward function). Settings not given on the command line are the recipe's. TRL generates with transformers'
 ``generate`` on its PEFT model; ours is the real online loop (``selfimprove run recipes/grpo_arithmetic.yaml``), run
 directory, records and checkpoints included.
 
@@ -33,12 +34,18 @@ RECIPE = ROOT / "recipes" / "grpo_arithmetic.yaml"
 
 
 def overrides(args: argparse.Namespace) -> list[str]:
-    return [
+    out = [
         f"loop.steps={args.steps + 1}", f"loop.batch_size={args.problems}", f"roles.0.n={args.group}",
-        f"updater.beta={args.beta}", f"generator.max_new_tokens={args.max_new_tokens}",
-        f"updater.max_completion_length={args.max_new_tokens}", f"updater.learning_rate={args.lr}",
-        "eval.tasks=[]", "loop.eval_every=0", f"loop.save_every={args.steps + 1}",
+        f"updater.beta={args.beta}", "eval.tasks=[]", "loop.eval_every=0", f"loop.save_every={args.steps + 1}",
     ]  # fmt: skip
+    if args.max_new_tokens:
+        out += [
+            f"generator.max_new_tokens={args.max_new_tokens}",
+            f"updater.max_completion_length={args.max_new_tokens}",
+        ]
+    if args.lr:
+        out.append(f"updater.learning_rate={args.lr}")
+    return out
 
 
 def run_ours(args: argparse.Namespace, out: Path) -> dict:
@@ -77,17 +84,19 @@ def run_trl(args: argparse.Namespace, out: Path) -> dict:
     from selfimprove.loop.runner import load_problems
     from selfimprove.loop.sampler import EpochSampler
     from selfimprove.models.embedded import resolve
+    from selfimprove.prompts import render
     from selfimprove.records import Rollout
     from selfimprove.verifiers.numeric import NumericVerifier
 
     recipe = load_recipe(RECIPE, overrides(args))
     sampler = EpochSampler(load_problems(recipe.task), args.problems, recipe.loop.seed)
     problems = [p for step in range(1, args.steps + 2) for p in sampler.batch(step)]  # ours, in our order
-    system = recipe.roles[0].prompt.system
-    dataset = Dataset.from_dict({
-        "prompt": [[{"role": "system", "content": system}, {"role": "user", "content": p.question}] for p in problems],
-        "answer": [p.answer for p in problems],
-    })  # fmt: skip
+    prompt = recipe.roles[0].prompt
+    dataset = Dataset.from_dict(
+        {"prompt": [render(prompt, p) for p in problems], "answer": [p.answer for p in problems]}
+    )
+    generation = recipe.generator.args
+    updater = recipe.updater.args
     verifier = NumericVerifier()
 
     def reward(completions, answer, **kw):
@@ -108,9 +117,10 @@ def run_trl(args: argparse.Namespace, out: Path) -> dict:
     config = GRPOConfig(
         output_dir=str(out / "trl"), per_device_train_batch_size=args.problems * args.group,
         num_generations=args.group, gradient_accumulation_steps=1, steps_per_generation=1, num_iterations=1,
-        max_steps=args.steps + 1, learning_rate=args.lr, lr_scheduler_type="constant", warmup_steps=0,
-        beta=args.beta, epsilon=0.2, loss_type="grpo", scale_rewards="group", temperature=1.0,
-        max_completion_length=args.max_new_tokens, shuffle_dataset=False, disable_dropout=True,
+        max_steps=args.steps + 1, learning_rate=updater["learning_rate"], lr_scheduler_type="constant",
+        warmup_steps=0, beta=args.beta, epsilon=0.2, loss_type="grpo", scale_rewards="group",
+        temperature=generation["temperature"], max_completion_length=generation["max_new_tokens"],
+        shuffle_dataset=False, disable_dropout=True,
         bf16=False, gradient_checkpointing=False, use_cpu=True, report_to="none", save_strategy="no",
         logging_steps=1, seed=recipe.loop.seed, disable_tqdm=True,
     )  # fmt: skip
@@ -149,11 +159,11 @@ def heldout_accuracy(adapter: str, limit: int) -> float:
     recipe = load_recipe(RECIPE)
     task = Component("task", "arithmetic", split="test", limit=limit)
     problems = load_problems(task)
-    prompts = [render(recipe.roles[0].prompt, p) for p in problems]
+    prompts = [render(recipe.roles[0].prompt, p, few_shot=recipe.eval.few_shot) for p in problems]
     with tempfile.TemporaryDirectory() as tmp:
         metrics, _, _ = evaluate_task(
             RunDir(tmp), "eval", "arithmetic", problems, prompts, recipe.generator,
-            Sampling({"temperature": 0.0, "max_new_tokens": 32}), NumericVerifier(),
+            Sampling(recipe.eval.generation), NumericVerifier(),
             LoadedPolicy(Policy(resolve(recipe.model), adapter)), seed=0, show_progress=False,
         )  # fmt: skip
     return metrics["accuracy"]
@@ -173,8 +183,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps, after one warm-up step")
     parser.add_argument("--problems", type=int, default=8, help="problems per step")
     parser.add_argument("--group", type=int, default=8, help="samples per problem (GRPO's group)")
-    parser.add_argument("--max-new-tokens", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--max-new-tokens", type=int, help="[default: the recipe's]")
+    parser.add_argument("--lr", type=float, help="[default: the recipe's]")
     parser.add_argument("--beta", type=float, default=0.0, help="KL coefficient (0.04: the GRPO paper's)")
     parser.add_argument("--eval", type=int, default=64, help="held-out problems for the final accuracy")
     parser.add_argument("--threads", type=int, default=2)
@@ -196,9 +206,8 @@ def main() -> None:
         results = {name: side(name, args, out / name) for name in ("ours", "trl")}
         for r in results.values():
             r["heldout_accuracy"] = heldout_accuracy(r["adapter"], args.eval)
-    print(f"settings: {args.steps} timed steps, {args.problems} problems x {args.group} samples, "
-          f"{args.max_new_tokens} new tokens, lr {args.lr}, beta {args.beta}, LoRA r 16, "
-          f"{args.threads} threads")  # fmt: skip
+    print(f"settings: recipes/grpo_arithmetic.yaml with {' '.join(overrides(args))}; {args.steps} timed steps, "
+          f"{args.threads} threads per side")  # fmt: skip
     for name, r in results.items():
         print(f"{name}: {r['seconds_per_step']:.1f} s/step, held-out greedy accuracy {r['heldout_accuracy']:.1%} "
               f"after {args.steps + 1} steps, mean reward per step {[round(x, 3) for x in r['reward']]}")  # fmt: skip

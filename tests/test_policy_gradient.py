@@ -282,3 +282,27 @@ def test_lora_generation_uses_merged_weights_synced_after_each_update(tiny_model
         live = t.model(input_ids=ids).logits  # the PEFT model with its adapter
     assert not torch.allclose(before, merged, atol=1e-4)  # the update reached the generator
     assert torch.allclose(merged, live, atol=1e-4)  # and it is the live policy's
+
+
+def test_a_shared_prompt_prefix_runs_once_with_the_same_log_probs_and_gradients(tiny_model: str) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from selfimprove.training.actor import Actor
+    from selfimprove.training.tokens import collate
+
+    torch.manual_seed(0)
+    actor = Actor(AutoModelForCausalLM.from_pretrained(tiny_model))
+    system = list(range(5, 29))  # 24 shared tokens: a system message, exemplars
+    prompts = [system + [30, 31], system + [40], system + [41, 42, 43], system + [40]]
+    completions = [[50, 51, 52], [53], [54, 55], [56, 57, 58, 59]]
+    outputs = []
+    for min_shared in (10**6, 16):
+        inputs = collate(prompts, completions, 0, min_shared=min_shared)
+        assert ("prefix_ids" in inputs) == (min_shared == 16)
+        actor.zero_grad()
+        logps, _ = actor(**inputs)
+        (logps.sum() * 1.3).backward()
+        outputs.append((logps.detach(), [p.grad.clone() for p in actor.parameters() if p.grad is not None]))
+    (a, grads_a), (b, grads_b) = outputs
+    assert torch.allclose(a, b, atol=1e-5)
+    assert len(grads_a) == len(grads_b) and all(torch.allclose(x, y, atol=1e-5) for x, y in zip(grads_a, grads_b))

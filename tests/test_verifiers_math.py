@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import os
 import threading
 import time
@@ -75,6 +77,7 @@ def test_numeric_fallback_when_math_verify_cannot_read(math_verifier):
 def test_missing_reference(math_verifier):
     (verdict,) = math_verifier.verify([rollout("72", None)])
     assert not verdict.passed and verdict.info["error"] == "no reference answer"
+    assert math.isnan(verdict.score)  # nothing to judge against: no score, rather than a wrong answer
 
 
 def test_timeout_costs_only_its_sample(math_verifier):

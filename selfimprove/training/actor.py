@@ -27,14 +27,32 @@ class Actor(torch.nn.Module):
         completion_ids: torch.Tensor,
         mask: torch.Tensor,
         detach_values: bool = False,
+        prefix_ids: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Per-token log-probs (B, C) of the completion tokens (0 on padding), and the critic's values if any.
 
         Prompts are left-padded and completions right-padded, so the completion is predicted from the last
-        C + 1 positions. Only its real tokens go through the LM head, in chunks (see ``token_logps``).
+        C + 1 positions. Only its real tokens go through the LM head, in chunks (see ``token_logps``). A shared
+        ``prefix_ids`` (1, S) runs once; every row attends to its keys and values, expanded to the batch, and the
+        gradients reach the prefix through them (the same numbers as running it in every row).
         """
         c = completion_ids.size(1)
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids}
+        if prefix_ids is not None:
+            if self.split is None:  # the model's own forward: run the prefix in every row instead
+                b = input_ids.size(0)
+                s = prefix_ids.size(1)
+                inputs = {
+                    "input_ids": torch.cat([prefix_ids.expand(b, -1), input_ids], 1),
+                    "attention_mask": torch.cat([torch.ones_like(prefix_ids).expand(b, -1), attention_mask], 1),
+                    "position_ids": torch.cat([torch.arange(s, device=input_ids.device).expand(b, -1), position_ids], 1),
+                }
+            else:
+                backbone = self.split[0]
+                cache = backbone(input_ids=prefix_ids, use_cache=True).past_key_values
+                cache.batch_repeat_interleave(input_ids.size(0))
+                full_mask = torch.cat([torch.ones_like(prefix_ids).expand(input_ids.size(0), -1), attention_mask], 1)
+                inputs = {**inputs, "attention_mask": full_mask, "cache": cache}
         if self.split is None:
             out = self.policy(**inputs, logits_to_keep=c + 1, output_hidden_states=True, use_cache=False)
             logits = out.logits[:, :-1].float() / self.temperature
@@ -82,8 +100,8 @@ def _chunk_logps(
 
 
 def model_inputs(inputs: dict[str, torch.Tensor], device: Any) -> dict[str, torch.Tensor]:
-    keys = ("input_ids", "attention_mask", "position_ids", "completion_ids", "mask")
-    return {k: inputs[k].to(device) for k in keys}
+    keys = ("input_ids", "attention_mask", "position_ids", "completion_ids", "mask", "prefix_ids")
+    return {k: inputs[k].to(device) for k in keys if k in inputs}
 
 
 def disable_dropout(model: Any) -> None:

@@ -143,7 +143,7 @@ class Trainer:
         lengths = [len(p) + len(c) for p, c in zip(prompts, completions, strict=True)]
         mine = list(range(accelerator.process_index, len(prompts), accelerator.num_processes))
         scored: list[tuple[int, torch.Tensor, torch.Tensor | None]] = []
-        for rows in micro_batches(mine, lengths, self.objective.max_tokens_per_micro_batch):
+        for rows in micro_batches(mine, lengths, self.objective.max_tokens_per_micro_batch, prompts):
             inputs = collate([prompts[i] for i in rows], [completions[i] for i in rows], pad_id)
             with accelerator.autocast():
                 logps, values = actor(**model_inputs(inputs, accelerator.device))
@@ -190,7 +190,7 @@ class Trainer:
                 warm = o.warming_up(self.optimizer_steps)
                 # a share of the minibatch per process; equal micro-batch counts keep DDP's all-reduces paired
                 active = [i for i in minibatch if not silent[i]]
-                parts = micro_batches(active[rank::world], lengths, o.max_tokens_per_micro_batch)
+                parts = micro_batches(active[rank::world], lengths, o.max_tokens_per_micro_batch, batch.prompts)
                 count = len(parts)
                 if world > 1:
                     count = int(accelerator.gather(torch.tensor([count], device=accelerator.device)).max())

@@ -10,17 +10,30 @@ _ANSWER_IS = re.compile(r"(?:answer is|answer:|####)\s*:?\s*(.+)", re.IGNORECASE
 _FENCE = re.compile(r"```([\w+-]*)[^\n]*\n(.*?)```", re.DOTALL)
 
 
-def last_boxed(text: str) -> str | None:
-    """The contents of the last ``\\boxed{...}``, with nested braces balanced."""
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
+def _boxed_at(text: str, start: int) -> str | None:
+    """The contents of the ``\\boxed{`` at ``start``, nested braces balanced; None when they never close."""
     depth, i = 1, start + len("\\boxed{")
     for j in range(i, len(text)):
         depth += {"{": 1, "}": -1}.get(text[j], 0)
         if depth == 0:
             return text[i:j]
     return None
+
+
+def last_boxed(text: str) -> str | None:
+    """The contents of the last ``\\boxed{...}``, with nested braces balanced."""
+    start = text.rfind("\\boxed{")
+    return None if start < 0 else _boxed_at(text, start)
+
+
+def first_boxed(text: str) -> tuple[int, str] | None:
+    """Where the first ``\\boxed{...}`` starts and its contents (RLSP grades only the first box, and the reasoning
+    is the text before it); None without one, or when its braces never close."""
+    start = text.find("\\boxed{")
+    if start < 0:
+        return None
+    contents = _boxed_at(text, start)
+    return None if contents is None else (start, contents)
 
 
 def final_answer(text: str) -> str | None:

@@ -13,7 +13,7 @@ from selfimprove.models import Policy
 from selfimprove.models.live import LivePolicy, LoadedPolicy
 from selfimprove.progress import Tracker
 from selfimprove.records import Rollout, Verdict
-from selfimprove.verifiers.rubrics import RUBRICS, parse_score
+from selfimprove.verifiers.rubrics import RUBRICS, parse_grade, parse_score
 
 FIELDS = {"question", "completion", "answer"}
 KEPT_CHARS = 2000  # of each judgement, in the verdict's info
@@ -40,6 +40,7 @@ class JudgeVerifier:
         if rubric not in RUBRICS:
             raise UserError(f"judge: unknown rubric '{rubric}'. Rubrics: {', '.join(RUBRICS)}")
         self.template = template or RUBRICS[rubric].template
+        self.parse = parse_grade if RUBRICS[rubric].answer == "grade" else parse_score
         try:
             names = {f for _, f, _, _ in string.Formatter().parse(self.template) if f is not None}
         except ValueError as exc:
@@ -91,7 +92,7 @@ class JudgeVerifier:
         return [self.verdict(texts.get(str(i), "")) for i in range(len(rollouts))]
 
     def verdict(self, judgement: str) -> Verdict:
-        score = parse_score(judgement, self.max_score)
+        score = self.parse(judgement, self.max_score)
         kept = judgement[-KEPT_CHARS:]
         if score is None:
             # not a score: a reward reads NaN as "no reward", never as a silent 0

@@ -11,6 +11,7 @@ import math
 
 from selfimprove.errors import UserError
 from selfimprove.records import Rollout, Verdict
+from selfimprove.verifiers.extract import first_boxed
 from selfimprove.verifiers.numeric import last_number
 from selfimprove.verifiers.pool import default_workers, shared_pool
 
@@ -60,13 +61,19 @@ class MathVerifier:
         memory_mb: int = 2048,
         float_rounding: int = 6,
         fallback: bool = True,
+        boxed: str = "any",
     ):
+        """``boxed: first`` grades only the contents of the completion's first ``\\boxed{}`` (RLSP's rule); a
+        completion without one fails (``info.error``: no \\boxed{}). ``any``: math-verify reads the answer anywhere."""
         if timeout <= 0:
             raise UserError(f"math: timeout must be positive, got {timeout}")
         if workers is not None and workers < 1:
             raise UserError(f"math: workers must be at least 1, got {workers}")
         if memory_mb < 256:
             raise UserError(f"math: memory_mb must be at least 256 (a worker imports sympy), got {memory_mb}")
+        if boxed not in ("any", "first"):
+            raise UserError(f"math: boxed is 'any' or 'first', got {boxed!r}")
+        self.boxed = boxed
         self.timeout, self.workers, self.memory_mb = timeout, workers or default_workers(), memory_mb
         self.float_rounding, self.fallback = float_rounding, fallback
 
@@ -74,10 +81,14 @@ class MathVerifier:
         verdicts: list[Verdict | None] = [None] * len(rollouts)
         calls, slots = [], []
         for i, r in enumerate(rollouts):
-            if r.answer is None or not str(r.answer).strip():
-                verdicts[i] = Verdict(0.0, False, {"error": "no reference answer"})
+            found = first_boxed(r.completion) if self.boxed == "first" else None
+            if r.answer is None or not str(r.answer).strip():  # nothing to judge against: no score
+                verdicts[i] = Verdict(math.nan, False, {"error": "no reference answer"})
+            elif self.boxed == "first" and found is None:
+                verdicts[i] = Verdict(0.0, False, {"parsed": None, "error": "no \\boxed{}"})
             else:
-                calls.append((r.completion, str(r.answer), self.float_rounding, self.fallback))
+                completion = f"\\boxed{{{found[1]}}}" if found else r.completion
+                calls.append((completion, str(r.answer), self.float_rounding, self.fallback))
                 slots.append(i)
         if calls:
             pool = shared_pool(self.workers, self.memory_mb, preload=["math_verify", __name__])

@@ -1,4 +1,5 @@
-"""Rubric prompts for the LLM judge. Each asks for a final ``<Score>k</Score>`` line, which ``parse_score`` reads.
+"""Rubric prompts for the LLM judge. Most ask for a final ``<Score>k</Score>`` line, which ``parse_score`` reads; the
+RLSP effort rubric asks for a JSON object with a ``grade`` (``parse_grade``).
 
 Template fields: ``{question}`` (the prompt's last user message), ``{completion}``, ``{answer}`` (the reference,
 or "(none)").
@@ -15,6 +16,7 @@ class Rubric:
     template: str
     max_score: int
     description: str
+    answer: str = "score"  # how the judge answers: "score" (<Score>k</Score>) or "grade" (JSON {"grade": x})
 
 
 # LSP's self-reward (Kuba et al., 2025, Box 3), adapted there from Self-Rewarding Language Models: seven additive
@@ -62,9 +64,29 @@ of wording, formatting and units; the reasoning need not match, only the final a
 Explain briefly, then write <Score>1</Score> if the final answers agree or <Score>0</Score> if they do not, \
 on the last line."""
 
+# RLSP's thinking-effort grader (Ye et al., 2025; its reward server asks gpt-4o-mini): how much genuine exploration
+# the reasoning shows, explicitly not whether it is right. Our own wording of the same criteria.
+EFFORT = """\
+Grade how much thinking effort the response below shows while working on the problem. Judge only the \
+reasoning, not whether the final answer is correct. Higher grades go to reasoning that tries more than one \
+strategy, goes into depth, checks and revises its own steps, explores creatively and persists when a step fails; \
+lower grades to reasoning that jumps to an answer or repeats itself.
+
+<Problem>
+{question}
+</Problem>
+
+<Response>
+{completion}
+</Response>
+
+Answer with one JSON object and nothing after it: {{"rationale": "<one or two sentences>", "grade": <a number \
+from 0 to 1>}}"""
+
 RUBRICS: dict[str, Rubric] = {
     "additive7": Rubric(ADDITIVE_7, 7, "LSP's 0-7 additive self-reward over instruction and response quality"),
     "reference": Rubric(REFERENCE, 1, "1 when the response's final answer agrees with the reference, else 0"),
+    "effort": Rubric(EFFORT, 1, "RLSP's thinking effort of the reasoning, 0 to 1, ignoring correctness", "grade"),
 }
 
 _SCORE = re.compile(r"<score>\s*(-?\d+(?:\.\d+)?)\s*</score>", re.IGNORECASE)
@@ -78,3 +100,21 @@ def parse_score(text: str, max_score: float) -> float | None:
         return None
     score = float(found[-1])
     return score if 0 <= score <= max_score else None
+
+
+_GRADE = re.compile(r"\{[^{}]*\"grade\"[^{}]*\}", re.DOTALL)
+
+
+def parse_grade(text: str, max_score: float) -> float | None:
+    """The ``grade`` of the last JSON object that has one, when it is a number in 0..max_score; None otherwise."""
+    import json
+
+    for candidate in reversed(_GRADE.findall(text)):
+        try:
+            grade = json.loads(candidate)["grade"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if isinstance(grade, int | float) and not isinstance(grade, bool) and 0 <= grade <= max_score:
+            return float(grade)
+        return None
+    return None
