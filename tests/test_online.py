@@ -179,12 +179,18 @@ def _cli(run: Path, model: str) -> list[str]:
 def _outcome(run: Path) -> tuple[dict, dict, list, dict]:
     from safetensors.torch import load_file
 
+    state = torch.load(run / "checkpoints" / "step-000005" / "trainer.pt", weights_only=False)
     files = [p for p in sorted(run.rglob("*.jsonl")) if p.name != "metrics.jsonl"]
     records = {str(p.relative_to(run)): p.read_text() for p in files}
     metrics = [json.loads(x) for x in (run / "metrics.jsonl").open()]
     work = ("tokens_per_second", "requests_per_process")  # a replayed step's generation was read back, not redone
     metrics = [{k: v for k, v in m.items() if "seconds" not in k and k not in work} for m in metrics]
     weights = load_file(run / "checkpoints" / "step-000005" / "policy" / "adapter_model.safetensors")
+    if state["value_head"] is not None:  # PPO's critic, and every optimizer's moments
+        weights |= {f"value_head.{k}": v for k, v in state["value_head"].items()}
+    for i, optimizer in enumerate(state["optimizers"]):
+        for number, moments in optimizer["state"].items():
+            weights |= {f"optimizer{i}.{number}.{k}": v for k, v in moments.items() if torch.is_tensor(v)}
     return json.loads((run / "summary.json").read_text()), records, metrics, weights
 
 
@@ -218,12 +224,23 @@ def test_sigkill_during_a_step_then_resume(tiny_model: str, tmp_path: Path) -> N
     _same(reference, killed)
 
 
-def test_killed_during_a_checkpoint_write_then_resume(tiny_model: str, tmp_path: Path, monkeypatch) -> None:
-    """A checkpoint written halfway is ignored (and removed): the run resumes from the one before."""
+TINY_RLSP = TINY_GRPO.with_name("rlsp.yaml")
+
+
+@pytest.mark.parametrize(
+    ("recipe_file", "overrides"),
+    [(TINY_GRPO, RESUMABLE), (TINY_RLSP, [o for o in RESUMABLE if not o.startswith("verifier")])],
+    ids=["grpo", "rlsp-ppo"],
+)
+def test_killed_during_a_checkpoint_write_then_resume(
+    tiny_model: str, tmp_path: Path, monkeypatch, recipe_file: Path, overrides: list[str]
+) -> None:
+    """A checkpoint written halfway is ignored (and removed): the run resumes from the one before, and ends with the
+    same weights, optimizer moments and (PPO) value head."""
     from selfimprove.loop import checkpoints
 
     reference, killed = tmp_path / "reference", tmp_path / "killed"
-    recipe = load_recipe(TINY_GRPO, [f"model={tiny_model}", *RESUMABLE])
+    recipe = load_recipe(recipe_file, [f"model={tiny_model}", *overrides])
     run_recipe(recipe, reference, show_progress=False)
     commit = checkpoints.commit
 

@@ -45,7 +45,9 @@ class Actor(torch.nn.Module):
                 inputs = {
                     "input_ids": torch.cat([prefix_ids.expand(b, -1), input_ids], 1),
                     "attention_mask": torch.cat([torch.ones_like(prefix_ids).expand(b, -1), attention_mask], 1),
-                    "position_ids": torch.cat([torch.arange(s, device=input_ids.device).expand(b, -1), position_ids], 1),
+                    "position_ids": torch.cat(
+                        [torch.arange(s, device=input_ids.device).expand(b, -1), position_ids], 1
+                    ),
                 }
             else:
                 backbone = self.split[0]
