@@ -305,4 +305,6 @@ def test_a_shared_prompt_prefix_runs_once_with_the_same_log_probs_and_gradients(
         outputs.append((logps.detach(), [p.grad.clone() for p in actor.parameters() if p.grad is not None]))
     (a, grads_a), (b, grads_b) = outputs
     assert torch.allclose(a, b, atol=1e-5)
-    assert len(grads_a) == len(grads_b) and all(torch.allclose(x, y, atol=1e-5) for x, y in zip(grads_a, grads_b))
+    assert len(grads_a) == len(grads_b) and all(
+        torch.allclose(x, y, atol=1e-5) for x, y in zip(grads_a, grads_b, strict=True)
+    )
