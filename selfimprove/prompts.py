@@ -31,7 +31,11 @@ def render(prompt: Prompt, problem: Problem, few_shot: bool = True) -> Messages:
 
 
 def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
-    """The model's chat template with a generation prompt, or plain text for base models."""
+    """The model's chat template with a generation prompt, or plain text for base models. Messages that end with an
+    assistant turn are a prefill: the model continues that turn (a judge's ``<Score>``)."""
+    prefill = bool(messages) and messages[-1].get("role") == "assistant"
     if tokenizer.chat_template:
-        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    return "\n\n".join(m["content"] for m in messages) + "\n\n"
+        return tokenizer.apply_chat_template(
+            messages, add_generation_prompt=not prefill, continue_final_message=prefill, tokenize=False
+        )
+    return "\n\n".join(m["content"] for m in messages) + ("" if prefill else "\n\n")

@@ -26,6 +26,7 @@ rewarded rollouts to the others; every process joins the update; only the main p
 from __future__ import annotations
 
 import random
+import re
 import statistics
 import sys
 import time
@@ -323,11 +324,27 @@ def role_metrics(role: str, rollouts: list[Rollout]) -> dict[str, Any]:
     rejected = sum(r.rejected is not None for r in rollouts)
     if rejected:
         out[f"{role}/rejected"] = rejected / len(rollouts)
+    distinct = distinct_ngrams([r.completion for r in rollouts])
+    if distinct is not None:
+        out[f"{role}/distinct_2"] = distinct
+    out[f"{role}/code"] = sum(bool(CODE.search(r.completion)) for r in rollouts) / len(rollouts)
     for label in dict.fromkeys(k for r in rollouts for k in r.reward_parts):
         parts = [r.reward_parts[label] for r in rollouts if r.reward_parts.get(label) is not None]
         if parts:
             out[f"{role}/reward:{label}"] = statistics.fmean(parts)
     return out
+
+
+# A completion that is (or holds) a program: a fence, or a line that starts a Python definition or import. LSP-Zero's
+# solver degenerates into answering in code (Kuba et al., 2025); the share per step shows it.
+CODE = re.compile(r"```|^\s*(?:def |class |import |from \S+ import |print\()", re.MULTILINE)
+
+
+def distinct_ngrams(texts: list[str], n: int = 2) -> float | None:
+    """Distinct-n over a step's completions: distinct word n-grams / all word n-grams (1: no two alike; a collapse to
+    one repeated query falls toward 0)."""
+    grams = [tuple(words[i : i + n]) for text in texts for words in [text.split()] for i in range(len(words) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else None
 
 
 def step_line(step: int, steps: int, roles: list[Role], values: dict[str, Any]) -> str:

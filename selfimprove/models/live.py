@@ -22,6 +22,10 @@ class LivePolicy(Protocol):
         """The model with the current weights, in eval mode, for ``generate``."""
         ...
 
+    def reference(self) -> LivePolicy:
+        """The frozen starting model of this policy (LSP's self-reward judge, the KL's reference)."""
+        ...
+
 
 class LoadedPolicy:
     """A policy on disk, loaded on first use (an adapter merged in) and kept until this object goes."""
@@ -34,6 +38,7 @@ class LoadedPolicy:
         self.policy = policy
         self.tokenizer = load_tokenizer(policy.base)
         self._model: Any = None
+        self._reference: LoadedPolicy | None = None
 
     @property
     def checkpoint(self) -> str | None:
@@ -45,6 +50,14 @@ class LoadedPolicy:
 
             self._model = load_for_inference(self.policy)
         return self._model
+
+    def reference(self) -> LivePolicy:
+        """The base model: an offline run's starting point."""
+        if self.policy.checkpoint is None:
+            return self
+        if self._reference is None:
+            self._reference = LoadedPolicy(Policy(self.policy.base))
+        return self._reference
 
 
 def as_live(policy: Policy | LivePolicy) -> LivePolicy:

@@ -42,15 +42,23 @@ class ChildrenReward:
     ``mean`` of the solver's reward-model and self-reward verdicts, with weights -1 and 1.
 
     A rollout no later rollout was made from (its parse was rejected) gets ``missing``, or no reward when that is
-    null; children without a score are left out of the statistic, and none left is no reward.
+    null. Children without a score count as ``default``, or when that is null are left out of the statistic; none
+    left is no reward.
     """
 
     STATS = ("mean", "min", "max", "passed")
 
-    def __init__(self, role: str, verifier: str | None = None, stat: str = "mean", missing: float | None = None):
+    def __init__(
+        self,
+        role: str,
+        verifier: str | None = None,
+        stat: str = "mean",
+        missing: float | None = None,
+        default: float | None = None,
+    ):
         if stat not in self.STATS:
             raise UserError(f"children: stat is one of {', '.join(self.STATS)}, got {stat!r}")
-        self.role, self.verifier, self.stat, self.missing = role, verifier, stat, missing
+        self.role, self.verifier, self.stat, self.missing, self.default = role, verifier, stat, missing, default
         self.reads_roles = (role,)
 
     def __call__(self, rollouts: list[Rollout], step: StepRollouts) -> list[float | NoReward]:
@@ -66,7 +74,8 @@ class ChildrenReward:
         verdicts = [step.verdict(c, self.verifier) for c in children]
         if self.stat == "passed":
             return sum(bool(v and v.passed) for v in verdicts) / len(verdicts)
-        scores = [v.score for v in verdicts if v is not None and math.isfinite(v.score)]
+        values = [score(v, "", self.default) for v in verdicts]
+        scores = [v for v in values if isinstance(v, float)]
         if not scores:
             return NoReward(f"none of its {len(children)} '{self.role}' rollouts has a score")
         return {"mean": sum(scores) / len(scores), "min": min(scores), "max": max(scores)}[self.stat]

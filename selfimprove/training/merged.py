@@ -35,3 +35,23 @@ class MergedCopy:
         for plain, lora in self.pairs:
             name = lora.active_adapters[0]
             plain.weight.copy_(lora.base_layer.weight + lora.get_delta_weight(name).to(plain.weight.dtype))
+
+
+def base_view(peft_model: Any, plain_model: Any) -> Any:
+    """``plain_model`` with every parameter replaced by the frozen base weights inside ``peft_model``: the starting
+    model (the adapter switched off) as a model of its own, for generation, without a second copy of the weights."""
+    from peft.tuners.lora import LoraLayer
+
+    base = peft_model.get_base_model()
+    modules = dict(base.named_modules())
+    plain = dict(plain_model.named_modules())
+    for name, param in list(plain_model.named_parameters(remove_duplicate=False)):
+        owner, _, attr = name.rpartition(".")
+        source = modules.get(owner)
+        if isinstance(source, LoraLayer):
+            source = source.base_layer
+        frozen = getattr(source, attr, None)
+        if frozen is None or frozen.shape != param.shape:
+            raise RuntimeError(f"the base model has no parameter for {name}")
+        setattr(plain[owner], attr, frozen)
+    return plain_model.eval()

@@ -290,6 +290,7 @@ class TrainedPolicy:
         self.tokenizer = trainer.tokenizer
         self._merged: Any = None
         self._synced = -1
+        self._reference: StartingPolicy | None = None
 
     @property
     def version(self) -> int:
@@ -307,6 +308,40 @@ class TrainedPolicy:
             self._merged.sync()
             self._synced = self.version
         return self._merged.model
+
+    def reference(self) -> StartingPolicy:
+        """The frozen starting model as a policy generators sample from (LSP's self-reward judge)."""
+        if self._reference is None:
+            self._reference = StartingPolicy(self.trainer)
+        return self._reference
+
+
+class StartingPolicy:
+    """The frozen starting weights (``LivePolicy``): with LoRA the trained model's own base weights, shared into a
+    plain model (no second copy); with full fine-tuning the trainer's frozen reference, or one made on first use."""
+
+    version = 0
+
+    def __init__(self, trainer: Trainer):
+        self.trainer, self.tokenizer = trainer, trainer.tokenizer
+        self._model: Any = None
+
+    def inference_model(self) -> Any:
+        if self._model is None:
+            kind = self.trainer.adapter.type
+            if kind == "qlora":
+                from selfimprove.errors import UserError
+
+                raise UserError("the starting model as a judge needs LoRA or full fine-tuning, not QLoRA")
+            if kind == "lora":
+                from selfimprove.training.merged import base_view
+
+                self._model = base_view(self.trainer.model, _frozen_copy(self.trainer.base))
+            elif self.trainer.reference is not None:
+                self._model = self.trainer.reference.policy
+            else:
+                self._model = _frozen_copy(self.trainer.base)
+        return self._model
 
 
 def rng_state() -> dict[str, Any]:

@@ -33,10 +33,14 @@ class JudgeVerifier:
         generation: dict[str, Any] | None = None,
         checkpoint: str | None = None,
         seed: int = 0,
+        prefill: str = "",
     ):
         """``model``: an embedded alias, a local folder or hub id (``hf``), the endpoint's model name
-        (``openai``), or ``policy``: the loop's current policy judges its own rollouts (self-reward).
-        ``template`` replaces the rubric's prompt; ``threshold`` defaults to a perfect score."""
+        (``openai``), ``policy``: the loop's current policy judges its own rollouts (self-reward), or ``reference``:
+        the run's frozen starting model (LSP's self-reward; with LoRA, the policy with its adapter switched off).
+        ``template`` replaces the rubric's prompt; ``threshold`` defaults to a perfect score. ``prefill`` starts the
+        judge's answer for it (``<Score>``: a small model then writes the number instead of restating the rubric);
+        the judgement parsed is the prefill followed by what the judge wrote."""
         if rubric not in RUBRICS:
             raise UserError(f"judge: unknown rubric '{rubric}'. Rubrics: {', '.join(RUBRICS)}")
         self.template = template or RUBRICS[rubric].template
@@ -56,7 +60,7 @@ class JudgeVerifier:
             self.generator = registry.get("generator", generator)(**settings)
         except TypeError as exc:  # an argument the generator does not take
             raise UserError(f"judge: generation settings for generator '{generator}': {exc}") from None
-        self.model, self.checkpoint, self.seed = model, checkpoint, seed
+        self.model, self.checkpoint, self.seed, self.prefill = model, checkpoint, seed, prefill
         self.policy: LivePolicy | None = None
         self._own: Policy | LivePolicy | None = None
 
@@ -76,20 +80,23 @@ class JudgeVerifier:
     def verify(self, rollouts: list[Rollout]) -> list[Verdict]:
         from selfimprove.models.embedded import resolve
 
-        if self.model == "policy":
+        if self.model in ("policy", "reference"):
             if self.policy is None:
-                raise UserError("judge: model 'policy' needs the loop's current policy; outside a run, name a model")
-            policy = self.policy
+                raise UserError(f"judge: model '{self.model}' needs the loop's policy; outside a run, name a model")
+            policy = self.policy if self.model == "policy" else self.policy.reference()
         else:
             if self._own is None:  # loaded once, kept for later calls (an endpoint's model is only named)
                 own = Policy(resolve(self.model), self.checkpoint)
                 self._own = LoadedPolicy(own) if getattr(self.generator, "live", False) else own
             policy = self._own
-        requests = [Request(str(i), [{"role": "user", "content": self.prompt(r)}]) for i, r in enumerate(rollouts)]
+        turns = [{"role": "assistant", "content": self.prefill}] if self.prefill else []
+        requests = [
+            Request(str(i), [{"role": "user", "content": self.prompt(r)}, *turns]) for i, r in enumerate(rollouts)
+        ]  # fmt: skip
         texts: dict[str, str] = {}
         for batch in self.generator.generate(policy, requests, seed=self.seed, done=set(), tracker=Tracker(None, None)):
             texts.update((o.id, o.text) for o in batch)
-        return [self.verdict(texts.get(str(i), "")) for i in range(len(rollouts))]
+        return [self.verdict(self.prefill + texts.get(str(i), "")) for i in range(len(rollouts))]
 
     def verdict(self, judgement: str) -> Verdict:
         score = self.parse(judgement, self.max_score)

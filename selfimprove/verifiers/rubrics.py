@@ -83,9 +83,26 @@ lower grades to reasoning that jumps to an answer or repeats itself.
 Answer with one JSON object and nothing after it: {{"rationale": "<one or two sentences>", "grade": <a number \
 from 0 to 1>}}"""
 
+# A response-only quality grade, for a reward-model stand-in where no reward model is at hand (the CPU LSP recipes):
+# unlike additive7, it does not grade the instruction.
+HELPFUL_10 = """\
+Score how well the response below answers the instruction, from 0 (useless or wrong) to 10 (correct, complete and \
+clear). Judge only the response.
+
+<Instruction>
+{question}
+</Instruction>
+
+<Response>
+{completion}
+</Response>
+
+Explain in one sentence, then write the score as <Score>n</Score> on the last line."""
+
 RUBRICS: dict[str, Rubric] = {
     "additive7": Rubric(ADDITIVE_7, 7, "LSP's 0-7 additive self-reward over instruction and response quality"),
     "reference": Rubric(REFERENCE, 1, "1 when the response's final answer agrees with the reference, else 0"),
+    "helpful10": Rubric(HELPFUL_10, 10, "0-10 quality of the response alone (a stand-in for a reward model)"),
     "effort": Rubric(EFFORT, 1, "RLSP's thinking effort of the reasoning, 0 to 1, ignoring correctness", "grade"),
 }
 
