@@ -8,6 +8,8 @@ from selfimprove.config.schema import Prompt
 from selfimprove.errors import UserError
 from selfimprove.records import Messages, Problem
 
+TEXT = "text"  # the role of a message given to the model verbatim, without its chat template
+
 
 def fields(problem: Problem) -> dict[str, Any]:
     return {**problem.meta, "id": problem.id, "question": problem.question, "answer": problem.answer}
@@ -27,12 +29,17 @@ def render(prompt: Prompt, problem: Problem, few_shot: bool = True) -> Messages:
         raise UserError(
             f"prompt template {prompt.template!r} uses {{{exc.args[0]}}}, which problem {problem.id} lacks"
         ) from None
+    if not prompt.chat:  # one plain text, which render_chat leaves as it is
+        return [{"role": TEXT, "content": "\n\n".join(m["content"] for m in messages)}]
     return messages
 
 
 def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
     """The model's chat template with a generation prompt, or plain text for base models. Messages that end with an
-    assistant turn are a prefill: the model continues that turn (a judge's ``<Score>``)."""
+    assistant turn are a prefill: the model continues that turn (a judge's ``<Score>``). A ``text`` message (a prompt
+    with ``chat: false``) is given as it is."""
+    if messages and messages[0].get("role") == TEXT:
+        return "".join(m["content"] for m in messages)
     prefill = bool(messages) and messages[-1].get("role") == "assistant"
     if tokenizer.chat_template:
         return tokenizer.apply_chat_template(

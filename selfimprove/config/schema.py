@@ -26,7 +26,7 @@ from selfimprove.errors import ConfigError, UserError
 # Keys of a component node that the loop reads itself, not the component: a task's split and limit, the label a
 # verifier's verdicts are kept under, a reward function's weight in its role's sum (and the label of its part).
 LOOP_KEYS: dict[str, dict[str, Any]] = {
-    "task": {"split": str, "limit": int | None},
+    "task": {"split": str, "limit": int | None, "prompt_from": str, "label": str},
     "verifier": {"label": str},
     "reward": {"weight": int | float, "label": str},
 }
@@ -43,6 +43,7 @@ class Component:
     limit: int | None = None
     label: str | None = None
     weight: float = 1.0
+    prompt_from: str | None = None  # an eval task: the role whose prompt it is asked with (default: eval.prompt_from)
 
     @property
     def tag(self) -> str:
@@ -55,12 +56,14 @@ class Component:
 
 @dataclass
 class Prompt:
-    """Chat prompt: an optional system message, few-shot turns and a user template."""
+    """Chat prompt: an optional system message, few-shot turns and a user template. ``chat: false`` gives the model
+    the plain text instead, without its chat template (a base model prompted as AZR prompts one)."""
 
     template: str = "{question}"
     system: str | None = None
     few_shot: list[dict[str, Any]] = field(default_factory=list)  # numbers are fine: answer: 72
     train_few_shot: bool = False  # keep the exemplars in the prompt the update trains on (STaR: no)
+    chat: bool = True
 
 
 @dataclass
@@ -361,14 +364,17 @@ def _check_roles(recipe: Recipe, b: _Builder) -> None:
             b.problem(("roles", i, "train_prompt_from"), f"no role '{role.train_prompt_from}' (roles: {names})")
     if recipe.eval.prompt_from and recipe.eval.prompt_from not in names:
         b.problem(("eval", "prompt_from"), f"no role '{recipe.eval.prompt_from}' (roles: {names})")
+    for i, task in enumerate(recipe.eval.tasks):
+        if task.prompt_from and task.prompt_from not in names:
+            b.problem(("eval", "tasks", i, "prompt_from"), f"no role '{task.prompt_from}' (roles: {names})")
     b.check_args(
         registry.get("generator", recipe.generator.name), recipe.eval.generation, ("eval", "generation"), "generation"
     )
     _check_eval_sampling(recipe.eval, b)
-    eval_names = [t.name for t in recipe.eval.tasks]
+    eval_names = [t.tag for t in recipe.eval.tasks]
     for i, name in enumerate(eval_names):
-        if name in eval_names[:i]:  # results and files are keyed by task name
-            b.problem(("eval", "tasks", i), f"task '{name}' is listed twice; the loop keys eval results by task name")
+        if name in eval_names[:i]:  # results and files are keyed by task name (or label)
+            b.problem(("eval", "tasks", i), f"task '{name}' is listed twice; give one a label (label: ...)")
     if recipe.loop.iterations < 0:
         b.problem(("loop", "iterations"), f"must be 0 or more, got {recipe.loop.iterations}")
     if recipe.loop.replay < 0:

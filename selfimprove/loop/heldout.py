@@ -42,7 +42,6 @@ def evaluate(
     spec = recipe.eval
     if not spec.tasks:
         return {}
-    role = recipe.role(spec.prompt_from) if spec.prompt_from else recipe.roles[0]
     sampling = Sampling(spec.generation, spec.n, spec.k, spec.temperature)
     verifier = spec.verifier.build() if spec.verifier else verifier
     if verifier is None:
@@ -51,14 +50,16 @@ def evaluate(
         verifier.use_policy(policy)
     results: dict[str, dict[str, float]] = {}
     for task in spec.tasks:
-        task_problems = problems[f"eval:{task.name}"]
+        asked_as = task.prompt_from or spec.prompt_from
+        role = recipe.role(asked_as) if asked_as else recipe.roles[0]
+        task_problems = problems[f"eval:{task.tag}"]
         prompts = [render(role.prompt, p, few_shot=spec.few_shot) for p in task_problems]
         with stages.Timer() as t:
-            results[task.name], _, _ = evaluate_task(
-                run, f"{directory}/eval", task.name, task_problems, prompts, recipe.generator, sampling, verifier,
-                policy, stages.stage_seed(seed, "eval", task.name), show_progress, procs,
+            results[task.tag], _, _ = evaluate_task(
+                run, f"{directory}/eval", task.tag, task_problems, prompts, recipe.generator, sampling, verifier,
+                policy, stages.stage_seed(seed, "eval", task.tag), show_progress, procs,
             )  # fmt: skip
-        log(f"eval:{task.name}", t.seconds, results[task.name])
+        log(f"eval:{task.tag}", t.seconds, results[task.tag])
     if procs.is_main:
         run.write_json(f"{directory}/eval.json", results)
     return results

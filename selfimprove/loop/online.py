@@ -74,7 +74,7 @@ class OnlineRunner:
         # Read every data set before loading a model, so bad data fails in seconds, not after a model load.
         task = self.recipe.task
         self.sampler = EpochSampler(load_problems(task), self.loop.batch_size, self.seed) if task else None
-        self.problems = {f"eval:{t.name}": load_problems(t) for t in self.recipe.eval.tasks}
+        self.problems = {f"eval:{t.tag}": load_problems(t) for t in self.recipe.eval.tasks}
         if self.is_main:
             self.run.write_json("manifest.json", manifest.build(self.recipe, sys.argv))
         self.sources = {r.name: (r.source or Component("source", "task")).build() for r in self.recipe.roles}
@@ -271,6 +271,7 @@ class OnlineRunner:
             values["epoch"] = self.sampler.epoch(step)
         for role in self.recipe.roles:
             values.update(role_metrics(role.name, by_role[role.name]))
+        values.update({f"buffer/{name}": len(buffer) for name, buffer in self.buffers.items()})
         values.update(update)
         self.metric(step, "step", times["step"], values)
         if self.is_main:

@@ -71,7 +71,7 @@ class Runner:
         check_adapter_supported(self.recipe.adapter)
         # Read every data set before loading a model, so bad data fails in seconds, not after a model load.
         self.problems = {"train": load_problems(self.recipe.task)}
-        self.problems.update({f"eval:{t.name}": load_problems(t) for t in self.recipe.eval.tasks})
+        self.problems.update({f"eval:{t.tag}": load_problems(t) for t in self.recipe.eval.tasks})
         if self.is_main:
             self.run.write_json("manifest.json", manifest.build(self.recipe, sys.argv))
         self.base = resolve(self.recipe.model)

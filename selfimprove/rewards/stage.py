@@ -38,9 +38,10 @@ def assign_rewards(rollouts: list[Rollout], terms: list[Term], step: StepRollout
         for term in terms:
             value = values[term.label][i]
             if isinstance(value, NoReward) or not _finite(value):
-                reason = value.reason if isinstance(value, NoReward) else f"returned {value!r}, not a number"
-                errors.append(f"{term.label}: {reason}")
                 rollout.reward_parts[term.label] = None
+                if term.weight:  # a weight-0 function is a metric: it has no say in whether there is a reward
+                    reason = value.reason if isinstance(value, NoReward) else f"returned {value!r}, not a number"
+                    errors.append(f"{term.label}: {reason}")
                 continue
             rollout.reward_parts[term.label] = float(value)
             total += term.weight * float(value)

@@ -79,3 +79,22 @@ class ChildrenReward:
         if not scores:
             return NoReward(f"none of its {len(children)} '{self.role}' rollouts has a score")
         return {"mean": sum(scores) / len(scores), "min": min(scores), "max": max(scores)}[self.stat]
+
+
+class VerdictInfo:
+    """A number from the verdict's ``info`` (``key``): with weight 0, a metric per step of something a verifier
+    measured (AZR: a proposal's program ``length`` or ``complexity``). No value where the verdict has none."""
+
+    reads_roles: tuple[str, ...] = ()
+
+    def __init__(self, key: str, verifier: str | None = None):
+        self.key, self.verifier = key, verifier
+
+    def __call__(self, rollouts: list[Rollout], step: StepRollouts) -> list[float | NoReward]:
+        out: list[float | NoReward] = []
+        for r in rollouts:
+            verdict = step.verdict(r, self.verifier)
+            value = verdict.info.get(self.key) if verdict else None
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            out.append(float(value) if ok else NoReward(f"no '{self.key}' in the verdict"))
+        return out
