@@ -72,3 +72,18 @@ def sparsity_by_iteration(run_dir: str, atol: float = 1e-5) -> dict[int, float]:
         before = policy_from(None, None, str(root), it - 1) if init == "previous" else Policy(after.base)
         out[it] = update_sparsity(merged_parameters(before), merged_parameters(after), atol).fraction
     return out
+
+
+def sparsity_by_step(run_dir: str, atol: float = 1e-5) -> dict[int, float]:
+    """An online run's kept checkpoints against the starting model: the share of parameters that all its updates
+    so far left unchanged."""
+    from pathlib import Path
+
+    from selfimprove.eval.standalone import policy_from, saved_steps
+
+    base = merged_parameters(policy_from(None, None, run_dir, None, 0))
+    out = {}
+    for step in saved_steps(str(Path(run_dir))):
+        after = merged_parameters(policy_from(None, None, run_dir, None, step))
+        out[step] = update_sparsity(base, after, atol).fraction
+    return out

@@ -40,8 +40,9 @@ def _print(title: str, header: list[str], rows: list[list[str]]) -> None:
 @analyze.command()
 @click.option("--model", "models", multiple=True, help="A model; twice to compare two models.")
 @click.option("--adapter", type=click.Path(file_okay=False), help="Compare --model with --model plus this adapter.")
-@click.option("--run", "run_dir", type=click.Path(file_okay=False), help="Compare a run's iteration 0 and --iteration.")
-@click.option("--iteration", type=int, help="With --run [default: the last].")
+@click.option("--run", "run_dir", type=click.Path(file_okay=False), help="Compare a run's start and a later policy.")
+@click.option("--iteration", type=int, help="With an offline --run [default: the last].")
+@click.option("--step", type=int, help="With an online --run: a checkpointed step [default: the last].")
 @click.option("--task", required=True)
 @click.option("--split", default="test", show_default=True)
 @click.option("--limit", type=int)
@@ -55,17 +56,23 @@ def _print(title: str, header: list[str], rows: list[list[str]]) -> None:
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write the curves as a PNG.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the curves and per-problem counts.")
 def passk(
-    models: tuple[str, ...], adapter: str | None, run_dir: str | None, iteration: int | None, task: str, split: str,
+    models: tuple[str, ...], adapter: str | None, run_dir: str | None, iteration: int | None, step: int | None,
+    task: str, split: str,
     limit: int | None, n: int, temperature: float, max_new_tokens: int, batch_size: int, system: str | None,
     verifier: str | None, seed: int, plot: str | None, json_out: str | None,
 ) -> None:  # fmt: skip
     """pass@k for k = 1, 2, 4, ... n of two policies on one task: is the trained model bounded by its base at high k?"""
     from selfimprove.analysis import passk as curves
     from selfimprove.eval.evaluate import Sampling
-    from selfimprove.eval.standalone import TaskSpec, evaluate, finished_iterations, policy_from
+    from selfimprove.eval.standalone import TaskSpec, evaluate, finished_iterations, policy_from, saved_steps
     from selfimprove.quiet import quiet_libraries
 
-    if run_dir:
+    if run_dir and saved_steps(run_dir):  # an online run: its start and a checkpointed step
+        model = models[0] if models else None
+        last = step if step is not None else saved_steps(run_dir)[-1]
+        pair = {"step 0": policy_from(model, None, run_dir, None, 0),
+                f"step {last}": policy_from(model, None, run_dir, None, last)}  # fmt: skip
+    elif run_dir:
         model = models[0] if models else None
         last = iteration if iteration is not None else max(finished_iterations(run_dir), default=0)
         pair = {
@@ -119,21 +126,43 @@ def entropy(run_dir: str) -> None:
     if not series:
         raise UserError(f"{run_dir} logged no entropy (runs before entropy logging, or a generator without it)")
     rows = [[name, *("" if v is None else f"{v:.4f}" for v in values)] for name, values in series.items()]
-    _print("policy token entropy (nats per token)", ["", *(f"iter {it}" for it in run.iterations)], rows)
+    label = "step" if run.online else "iter"
+    _print("policy token entropy (nats per token)", ["", *(f"{label} {it}" for it in run.iterations)], rows)
 
 
 @analyze.command()
-@click.option("--model", required=True, help="The base model both checkpoints belong to.")
+@click.option("--model", help="The base model both checkpoints belong to.")
+@click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(file_okay=False, exists=True),
+    help="Every update of a run: each iteration against its start, or each kept step against the base.",
+)
 @click.option("--atol", type=float, default=1e-5, show_default=True, help="|change| at most this counts as unchanged.")
-@click.argument("before")
-@click.argument("after")
-def sparsity(model: str, atol: float, before: str, after: str) -> None:
+@click.argument("before", required=False)
+@click.argument("after", required=False)
+def sparsity(model: str | None, run_dir: str | None, atol: float, before: str | None, after: str | None) -> None:
     """Fraction of parameters unchanged from BEFORE to AFTER (checkpoint folders, or 'base'); LoRA merged first."""
-    from selfimprove.analysis.sparsity import merged_parameters, update_sparsity
-    from selfimprove.eval.standalone import policy_from
+    from selfimprove.analysis.sparsity import (
+        merged_parameters,
+        sparsity_by_iteration,
+        sparsity_by_step,
+        update_sparsity,
+    )
+    from selfimprove.eval.standalone import policy_from, saved_steps
     from selfimprove.quiet import quiet_libraries
 
     quiet_libraries()
+    if run_dir:
+        online = bool(saved_steps(run_dir))
+        fractions = (sparsity_by_step if online else sparsity_by_iteration)(run_dir, atol)
+        label = "step" if online else "iteration"
+        _print(
+            f"update sparsity of {run_dir}", [label, "unchanged"], [[str(k), f"{v:.4%}"] for k, v in fractions.items()]
+        )
+        return
+    if not (model and before and after):
+        raise UserError("give --model M BEFORE AFTER, or --run RUN")
     a, b = (policy_from(model, None if c == "base" else c, None, None) for c in (before, after))
     result = update_sparsity(merged_parameters(a), merged_parameters(b), atol)
     moved = sorted(result.by_tensor.items(), key=lambda kv: kv[1])[:10]

@@ -124,6 +124,9 @@ ONLINE_CAPTIONS = {
     + " of the update.",
     "parts": "Each reward part of each role, mean per step (the terms of the role's weighted sum).",
     "length": "Mean completion length of each role's rollouts, in tokens, per step.",
+    "passed": "Share of each role's rollouts its first verifier passed, per step (AZR: valid proposals, solved tasks).",
+    "buffers": "Problems in each buffer at the end of each step.",
+    "sparsity": "Share of parameters left unchanged at each kept checkpoint, against the starting model (LoRA merged).",
     "entropy": "Mean per-token entropy of the policy over each role's rollouts (at T=1), per step.",
     "update": "The update of each step: KL to the reference (when the objective has one), share of clipped tokens,"
     + " gradient norm before clipping.",
@@ -138,7 +141,7 @@ def step_series(run: RunData, suffix: str) -> dict[str, list[float | None]]:
     return {k: v for k, v in series.items() if any(x is not None for x in v)}
 
 
-def online_figures(run: RunData, out: Path) -> tuple[list[Figure], list[str]]:
+def online_figures(run: RunData, out: Path, sparsity: bool = True) -> tuple[list[Figure], list[str]]:
     """An online run's figures: held-out metrics at the evaluated steps, and the training signals of every step."""
     steps = [s["step"] for s in run.steps]
     made: list[Figure] = []
@@ -169,8 +172,15 @@ def online_figures(run: RunData, out: Path) -> tuple[list[Figure], list[str]]:
     if parts:
         add(plots.per_iteration(out / "reward-parts.png", steps, parts, "reward parts", "mean", xlabel="step"),
             ONLINE_CAPTIONS["parts"])  # fmt: skip
+    add(plots.per_iteration(out / "passed.png", steps, step_series(run, "/passed"), "passed (first verifier)", "share",
+                            percent=True, xlabel="step"), ONLINE_CAPTIONS["passed"])  # fmt: skip
     add(plots.per_iteration(out / "length.png", steps, step_series(run, "/tokens"), "completion length", "tokens",
                             xlabel="step"), ONLINE_CAPTIONS["length"])  # fmt: skip
+    buffers = {k[len("buffer/") :]: [s.get(k) for s in run.steps]
+               for k in dict.fromkeys(k for s in run.steps for k in s if k.startswith("buffer/"))}  # fmt: skip
+    if buffers:
+        add(plots.per_iteration(out / "buffers.png", steps, buffers, "buffer sizes", "problems", xlabel="step"),
+            ONLINE_CAPTIONS["buffers"])  # fmt: skip
     entropy = step_series(run, "/entropy")
     if entropy:
         add(plots.per_iteration(out / "entropy.png", steps, entropy, "policy token entropy", "nats per token",
@@ -196,13 +206,24 @@ def online_figures(run: RunData, out: Path) -> tuple[list[Figure], list[str]]:
                   f"step {run.iterations[-1]}": passk.curve(final, ks)}  # fmt: skip
         add(plots.pass_at_k_curves(out / f"passk-{task}.png", ks, curves, f"pass@k on {task}"),
             ONLINE_CAPTIONS["passk"].format(task=task))  # fmt: skip
+    if sparsity:
+        from selfimprove.analysis.sparsity import sparsity_by_step
+
+        try:
+            fractions = sparsity_by_step(str(run.root))
+        except (UserError, OSError) as exc:  # e.g. the base model is not on this machine
+            fractions = {}
+            notes.append(f"No sparsity plot: {exc}")
+        if fractions:
+            png = plots.sparsity(out / "sparsity.png", list(fractions), list(fractions.values()), xlabel="step")
+            add(png, ONLINE_CAPTIONS["sparsity"])
     return made, notes
 
 
 def figures(run: RunData, out: Path, sparsity: bool) -> tuple[list[Figure], list[str]]:
     """Draw every figure the run has data for; also return notes on what was left out and why."""
     if run.online:
-        return online_figures(run, out)
+        return online_figures(run, out, sparsity)
     its, last = run.iterations, run.iterations[-1]
     made: list[Figure] = []
     notes: list[str] = []

@@ -128,7 +128,7 @@ def length_vs_difficulty(path: Path, bins: Sequence[Bin], label: str, title: str
     return _save(fig, path)
 
 
-def sparsity(path: Path, iterations: Sequence[int], fractions: Sequence[float]) -> Path:
+def sparsity(path: Path, iterations: Sequence[int], fractions: Sequence[float], xlabel: str = "iteration") -> Path:
     fig, (ax,) = _figure()
     ax.bar(list(iterations), list(fractions))
     for i, f in zip(iterations, fractions, strict=True):
@@ -136,7 +136,7 @@ def sparsity(path: Path, iterations: Sequence[int], fractions: Sequence[float]) 
     ax.set_xticks(list(iterations))
     ax.set_ylim(0, 1.08)
     ax.yaxis.set_major_formatter("{x:.0%}")
-    ax.set_xlabel("iteration")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("parameters unchanged")
     ax.set_title("update sparsity (merged weights vs the update's starting point)")
     return _save(fig, path)
