@@ -48,6 +48,7 @@ class Registry(Generic[T]):
         self._entries: dict[str, Entry] | None = None
         self._extra: dict[str, Entry] = {}
         self._loaded: dict[str, T] = {}
+        self.collisions: dict[str, list[Entry]] = {}  # a name two packages declare: an error when it is used
 
     def register(self, name: str, target: str | T) -> None:
         """Register a component in code (tests, notebooks). Entry points are the usual path."""
@@ -62,9 +63,10 @@ class Registry(Generic[T]):
             found: dict[str, Entry] = {}
             for ep in metadata.entry_points(group=self.group):
                 dist = ep.dist
-                found[ep.name] = Entry(
-                    ep.name, ep.value, dist.metadata["Name"] if dist else "?", dist.version if dist else ""
-                )
+                entry = Entry(ep.name, ep.value, dist.metadata["Name"] if dist else "?", dist.version if dist else "")
+                first = found.setdefault(ep.name, entry)
+                if (first.package, first.target) != (entry.package, entry.target):
+                    self.collisions.setdefault(ep.name, [first]).append(entry)
             self._entries = found
         return {**self._entries, **self._extra}
 
@@ -85,6 +87,12 @@ class Registry(Generic[T]):
         entries = self.entries()
         if name not in entries:
             raise UserError(self.unknown_message(name))
+        if name in self.collisions:
+            sources = " and ".join(f"{e.package} {e.version} ({e.target})" for e in self.collisions[name])
+            raise PluginError(
+                f"{self.kind} '{name}' is declared by more than one package: {sources}. Uninstall one of them: "
+                "which one a recipe meant cannot be told"
+            )
         entry = entries[name]
         module_name, _, attr = entry.target.partition(":")
         try:

@@ -58,7 +58,9 @@ def test_bad_options_are_user_errors(tiny_model: str) -> None:
     assert _eval("--model", tiny_model, "--task", "arithmetic", "--n", "4", "--k", "1,8") == (
         2, "--k: every k must be at most --n (4), got 1,8",
     )  # fmt: skip
-    assert _eval("--model", tiny_model, "--task", "jsonl")[1].startswith("--task jsonl needs its file")
+    assert _eval("--model", tiny_model, "--task", "jsonl")[1].startswith("--task jsonl needs its file: --data FILE")
+    misspelled = _eval("--model", tiny_model, "--task", "arithmetic sise=3")
+    assert misspelled[0] == 2 and "has no argument 'sise'. Did you mean 'size'?" in misspelled[1]
     assert _eval("--model", tiny_model, "--task", "gsm8k", "--data", "x.jsonl")[1].startswith("--data is the file")
     assert "expected comma-separated integers" in _eval("--model", tiny_model, "--task", "gsm8k", "--k", "a")[1]
 
@@ -89,3 +91,53 @@ def test_jsonl_task_with_named_fields(tiny_model: str, tmp_path: Path) -> None:
     problems = result["tasks"]["jsonl"]["problems"]
     assert code == 0 and [(p["id"], p["answer"], p["n"]) for p in problems] == [("qa-1", "2", 0), ("qa-2", "4", 0)]
     assert result["n"] == 1 and "pass@1" not in result["tasks"]["jsonl"]  # greedy only without --n
+
+
+class Countdown:
+    """A plugin task with arguments: reach ``target`` from ``numbers`` numbers (a stand-in for a third-party task)."""
+
+    verifier = {"name": "countdown-check", "strict": True}  # its own verifier, with arguments
+    prompt = {"system": "Use each number once.", "template": "Numbers: {numbers}. Reach {answer}."}
+
+    def __init__(self, size: int = 10, numbers: int = 4):
+        self.size, self.numbers = size, numbers
+
+    def load(self, split: str):
+        from selfimprove.records import Problem
+
+        return [Problem(f"{split}-{i}", "", str(10 + i), {"numbers": list(range(1, self.numbers + 1))})
+                for i in range(self.size)]  # fmt: skip
+
+
+class CountdownCheck:
+    """Records what it was asked, so the test sees the task's prompt and its arguments reach it."""
+
+    seen: list[tuple[bool, str, str]] = []
+
+    def __init__(self, strict: bool = False):
+        self.strict = strict
+
+    def verify(self, rollouts: list[Rollout]) -> list[Verdict]:
+        CountdownCheck.seen += [(self.strict, r.prompt[0]["content"], r.prompt[-1]["content"]) for r in rollouts]
+        return [Verdict(0.0, False) for _ in rollouts]
+
+
+def test_a_plugin_task_with_arguments_evaluates_like_a_built_in(tiny_model: str, tmp_path: Path) -> None:
+    registries["task"].register("countdown", Countdown)
+    registries["verifier"].register("countdown-check", CountdownCheck)
+    CountdownCheck.seen = []
+    out = tmp_path / "out.json"
+    code, _ = _eval("--model", tiny_model, "--task", "countdown size=3 numbers=2", "--max-new-tokens", "2",
+                    "--json", str(out))  # fmt: skip
+    assert code == 0
+    problems = json.loads(out.read_text())["tasks"]["countdown"]["problems"]
+    assert [p["id"] for p in problems] == ["test-0", "test-1", "test-2"]  # size=3 reached the task
+    # scored by the verifier the task declares, with its arguments, on the prompt the task declares
+    assert CountdownCheck.seen[0] == (True, "Use each number once.", "Numbers: [1, 2]. Reach 10.")
+    # the same arguments from a YAML file, and a label to evaluate the task twice
+    task_file = tmp_path / "countdown.yaml"
+    task_file.write_text("name: countdown\nsize: 2\nnumbers: 3\nlabel: countdown-3\n")
+    code, _ = _eval("--model", tiny_model, "--task", str(task_file), "--task", "countdown size=1",
+                    "--max-new-tokens", "2", "--json", str(out))  # fmt: skip
+    tasks = json.loads(out.read_text())["tasks"]
+    assert code == 0 and len(tasks["countdown-3"]["problems"]) == 2 and len(tasks["countdown"]["problems"]) == 1

@@ -33,7 +33,7 @@ def test_math500_from_a_local_file(tmp_path: Path) -> None:
     problems = task.load("test")
     assert [(p.id, p.answer) for p in problems] == [("math500-0", "\\frac{3}{4}"), ("math500-1", "2")]
     assert problems[0].meta == {"level": 1, "unique_id": "a/1"}
-    assert default_verifier("math500") == "math"
+    assert default_verifier(task).name == "math"
     assert _verify("math", problems[0], "So the sum is $\\boxed{0.75}$.")
     with pytest.raises(UserError, match="only the split 'test'"):
         task.load("train")
@@ -55,7 +55,7 @@ def test_mbpp_problems_carry_their_asserts_as_tests(tmp_path: Path) -> None:
     problem = get("task", "mbpp")(path=str(tmp_path / "{split}.jsonl")).load("test")[0]
     assert problem.id == "mbpp-7" and "assert add(1, 2) == 3" in problem.question
     assert problem.meta["tests"].startswith("OFFSET = 0\nassert add(1, 2) == 3")
-    assert default_verifier("mbpp") == "code"
+    assert default_verifier(get("task", "mbpp")(path=str(tmp_path / "{split}.jsonl"))).name == "code"
     assert _verify("code", problem, f"Here it is:\n```python\n{MBPP_ROW['code']}\n```")
     assert not _verify("code", problem, "```python\ndef add(a, b):\n    return a - b\n```")
 

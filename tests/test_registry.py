@@ -167,6 +167,23 @@ def test_plugin_loads_and_a_broken_one_fails_alone(plugin_site):
         reg.get("missing")
 
 
+def test_a_name_two_packages_declare_is_an_error_naming_both(plugin_site):
+    dist = plugin_site / "otherplug-2.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: otherplug\nVersion: 2.0\n")
+    (dist / "entry_points.txt").write_text("[selfimprove.verifiers]\ngood = otherplug:Good\nnumeric = otherplug:N\n")
+    importlib.invalidate_caches()
+    reg = Registry("verifier", "selfimprove.verifiers")
+    assert {"good", "numeric"} <= set(reg.names())  # still listed
+    for name, first in (("good", "fakeplug 1.0"), ("numeric", "selfimprove")):
+        with pytest.raises(PluginError) as info:
+            reg.get(name)
+        message = str(info.value)
+        assert f"verifier '{name}' is declared by more than one package" in message
+        assert first in message and "otherplug 2.0" in message  # both named, not a silent last-wins
+    assert reg.get("regex").__name__ == "RegexVerifier"  # names nobody else declares are unaffected
+
+
 def test_recipes_can_name_plugins(plugin_site, tmp_path, monkeypatch):
     monkeypatch.setitem(registries, "verifier", Registry("verifier", "selfimprove.verifiers"))
     base = "model: m\ntask: arithmetic\nselector: correct\nupdater: sft\n"

@@ -4,13 +4,48 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
 from selfimprove.errors import UserError
 
-# Tasks that take a local file as ``path``: --data passes it.
-FILE_TASKS = {"jsonl", "math500", "mbpp"}
+
+def task_specs(texts: tuple[str, ...], split: str, limit: int | None, extra: dict[str, Any]) -> list[Any]:
+    """``--task`` values: ``NAME [KEY=VALUE ...]`` (values read as YAML, checked against the task's constructor as
+    a recipe's are) or a YAML file ``{name: ..., split, limit, label, <arguments>}``. ``extra`` (``--data`` and
+    the jsonl fields) goes to every task whose constructor takes it."""
+    import inspect
+
+    import yaml
+
+    from selfimprove.config.schema import load_component
+    from selfimprove.eval.standalone import TaskSpec
+    from selfimprove.registry import registries
+
+    specs = []
+    for text in texts:
+        node: dict[str, Any]
+        if text.endswith((".yaml", ".yml")) and Path(text).is_file():
+            node = yaml.safe_load(Path(text).read_text()) or {}
+            if not isinstance(node, dict) or not isinstance(node.get("name"), str):
+                raise UserError(f"--task {text}: a task file is a mapping with a 'name', got {node!r}")
+            node = dict(node)
+            name = node.pop("name")
+            arguments = [f"{k}={json.dumps(v)}" for k, v in node.items()]
+        else:
+            name, *arguments = text.split()
+        given = {a.split("=", 1)[0] for a in arguments}
+        if name in registries["task"].entries():  # the options a task takes: --data is its path
+            params = inspect.signature(registries["task"].get(name)).parameters
+            arguments += [f"{k}={json.dumps(v)}" for k, v in extra.items() if k in params and k not in given and v]
+            if "path" in params and params["path"].default is inspect.Parameter.empty and "path" not in given:
+                if not extra.get("path"):
+                    raise UserError(f"--task {name} needs its file: --data FILE (or --task '{name} path=FILE')")
+        component = load_component("task", name, arguments)
+        specs.append(TaskSpec(name, component.split if "split" in given else split,
+                              component.limit if "limit" in given else limit, component.args, component.label))
+    return specs
 
 
 def parse_ks(text: str | None) -> list[int]:
@@ -35,6 +70,8 @@ Examples:
   selfimprove eval --run runs/grpo_arithmetic --step 20 --task arithmetic    # an online run's checkpoint
   selfimprove eval --model Qwen/Qwen2.5-0.5B-Instruct --task jsonl --data qa.jsonl \\
       --question-field prompt --answer-field target
+  selfimprove eval --model smollm2-135m-instruct --task "arithmetic kinds=[add]" --task "code_reasoning mode=input"
+  selfimprove eval --model smollm2-135m-instruct --task my_task.yaml                 # {name: countdown, numbers: 4}
 
 \b
 Greedy accuracy comes from one greedy completion per problem; with --n N > 1, N more completions per problem are
@@ -46,7 +83,8 @@ sampled at --temperature and pass@k and maj@k are computed from them (unbiased, 
 @click.option("--run", "run_dir", type=click.Path(file_okay=False), help="Evaluate a run's checkpoint.")
 @click.option("--iteration", type=int, help="With --run: which iteration's policy (0 = the starting model).")
 @click.option("--step", type=int, help="With an online --run: which checkpointed step (0 = the starting model).")
-@click.option("--task", "tasks", multiple=True, required=True, help="Task name (repeat for several).")
+@click.option("--task", "tasks", multiple=True, required=True,
+              help="NAME [KEY=VALUE ...], or a task YAML file (repeat for several).")
 @click.option("--split", default="test", show_default=True)
 @click.option("--limit", type=int, help="First N problems of each task.")
 @click.option("--n", "n", type=int, default=None, help="Samples per problem for pass@k [default: max k, or 1].")
@@ -87,7 +125,7 @@ def eval_command(
 ) -> None:
     """Evaluate a model on held-out tasks: greedy accuracy, and pass@k / maj@k from --n samples."""
     from selfimprove.eval.evaluate import Sampling
-    from selfimprove.eval.standalone import TaskSpec, evaluate, policy_from
+    from selfimprove.eval.standalone import evaluate, policy_from
     from selfimprove.quiet import quiet_libraries
 
     ks = parse_ks(k_text)
@@ -96,16 +134,10 @@ def eval_command(
         raise UserError(f"--k: every k must be at most --n ({n}), got {k_text}")
     if n > 1 and temperature <= 0:
         raise UserError(f"--temperature: the --n {n} samples need a temperature > 0, got {temperature}")
-    if "jsonl" in tasks and data is None:
-        raise UserError("--task jsonl needs its file: --task jsonl --data FILE.jsonl")
-    if data is not None and not set(tasks) & FILE_TASKS:
-        raise UserError(f"--data is the file of a task that reads one ({', '.join(sorted(FILE_TASKS))})")
-    specs = []
-    for name in tasks:
-        args: dict = {"path": data} if name in FILE_TASKS else {}
-        if name == "jsonl":
-            args.update(question_field=question_field, answer_field=answer_field)
-        specs.append(TaskSpec(name, split, limit, args))
+    extra = {"path": data, "question_field": question_field, "answer_field": answer_field}
+    specs = task_specs(tasks, split, limit, extra)
+    if data is not None and not any("path" in s.args for s in specs):
+        raise UserError("--data is the file of a task that reads one (a task with a 'path' argument: jsonl, ...)")
     quiet_libraries()
     policy = policy_from(model, adapter, run_dir, iteration, step)
     generation = {"temperature": 0.0, "max_new_tokens": max_new_tokens, "batch_size": batch_size}

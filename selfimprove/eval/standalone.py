@@ -19,30 +19,36 @@ from selfimprove.models import Policy
 from selfimprove.prompts import render
 from selfimprove.registry import registries
 
-# Tasks whose answers are code: scored by running their tests.
-CODE_TASKS = {"humaneval", "mbpp"}
 
-
-def default_verifier(task: str) -> str:
-    """``code`` for code tasks; ``math`` (math-verify) for the rest when installed, else ``numeric``."""
-    names = registries["verifier"].entries()
-    if task in CODE_TASKS:
-        if "code" not in names:
-            raise UserError(f"task '{task}' needs the 'code' verifier, which is not installed")
-        return "code"
-    return "math" if "math" in names else "numeric"
+def default_verifier(task: Any) -> Component:
+    """The verifier a task declares (its ``verifier``: a name or ``{"name": ..., **arguments}``), else ``math``."""
+    declared = getattr(task, "verifier", "math")
+    spec = {"name": declared} if isinstance(declared, str) else dict(declared)
+    name = spec.pop("name")
+    if name not in registries["verifier"].entries():
+        raise UserError(f"task {type(task).__name__} is scored by the verifier '{name}', which is not installed")
+    return Component("verifier", name, spec)
 
 
 @dataclass
 class TaskSpec:
+    """A task named on the command line: its name, split, limit and arguments (checked as a recipe's are)."""
+
     name: str
     split: str = "test"
     limit: int | None = None
     args: dict[str, Any] = field(default_factory=dict)
+    label: str | None = None
 
-    def load(self) -> list:
-        component = Component("task", self.name, self.args)
-        problems = component.build().load(self.split)[: self.limit]
+    @property
+    def tag(self) -> str:
+        return self.label or self.name
+
+    def build(self) -> Any:
+        return Component("task", self.name, self.args).build()
+
+    def load(self, task: Any = None) -> list:
+        problems = (task or self.build()).load(self.split)[: self.limit]
         if not problems:
             raise UserError(f"task '{self.name}' has no problems in split '{self.split}'")
         return problems
@@ -117,18 +123,22 @@ def evaluate(
     seed: int = 0,
     show_progress: bool = True,
 ) -> dict[str, Any]:
-    """``{"tasks": {name: {metrics..., "problems": [...]}}}``, every completion included."""
-    loaded = {t.name: t.load() for t in tasks}  # all data read before the model loads
-    prompt = Prompt(system=system)
+    """``{"tasks": {name: {metrics..., "problems": [...]}}}``, every completion included. Each task is scored by
+    ``verifier`` when given, else by the verifier it declares, and asked with the prompt it declares (``system``
+    replacing its system message)."""
+    built = {t.tag: t.build() for t in tasks}
+    loaded = {t.tag: t.load(built[t.tag]) for t in tasks}  # all data read before the model loads
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="selfimprove-eval-") as work:
         for task in tasks:
-            problems = loaded[task.name]
-            checker = Component("verifier", verifier or default_verifier(task.name)).build()
+            problems, source = loaded[task.tag], built[task.tag]
+            declared = dict(getattr(source, "prompt", None) or {})
+            prompt = Prompt(**{**declared, **({"system": system} if system else {})})
+            checker = (Component("verifier", verifier) if verifier else default_verifier(source)).build()
             metrics, greedy, samples = evaluate_task(
-                RunDir(work), "eval", task.name, problems, [render(prompt, p) for p in problems],
-                Component("generator", "hf"), sampling, checker, policy, stages.stage_seed(seed, "eval", task.name),
+                RunDir(work), "eval", task.tag, problems, [render(prompt, p) for p in problems],
+                Component("generator", "hf"), sampling, checker, policy, stages.stage_seed(seed, "eval", task.tag),
                 show_progress,
             )  # fmt: skip
-            results[task.name] = {**metrics, "problems": problem_records(greedy, samples)}
+            results[task.tag] = {**metrics, "problems": problem_records(greedy, samples)}
     return {"tasks": results}

@@ -38,6 +38,8 @@ def _split_of(question: str, test_fraction: float) -> str:
 class Arithmetic:
     """Two-digit addition, subtraction and largest-of-three word problems, seeded."""
 
+    verifier = "math"  # what scores it when nothing else says (selfimprove eval)
+
     def __init__(
         self,
         kinds: list[str] = ["add", "sub", "max"],  # noqa: B006 - read-only default shown in `selfimprove ls`

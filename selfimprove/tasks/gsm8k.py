@@ -13,6 +13,8 @@ from selfimprove.tasks.jsonl import parse_answer, read_problems
 class GSM8K:
     """GSM8K from ``$SELFIMPROVE_DATA_DIR/gsm8k/{split}.jsonl`` when present, else the hub's openai/gsm8k."""
 
+    verifier = "math"  # what scores it when nothing else says (selfimprove eval)
+
     def __init__(self, data_dir: str | None = None):
         root = data_dir or os.environ.get("SELFIMPROVE_DATA_DIR")
         self.dir = Path(root) / "gsm8k" if root and not data_dir else (Path(data_dir) if data_dir else None)

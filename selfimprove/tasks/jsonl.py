@@ -50,6 +50,8 @@ def read_problems(path: Path, question_field: str, answer_field: str | None, id_
 class JsonlTask:
     """Problems from JSONL; ``path`` may contain ``{split}`` (e.g. ``data/{split}.jsonl``)."""
 
+    verifier = "math"  # what scores it when nothing else says (selfimprove eval)
+
     def __init__(
         self,
         path: str,

@@ -22,6 +22,8 @@ def _problem(i: int, row: dict[str, Any]) -> Problem:
 class Math500:
     """MATH-500 from ``path``, ``$SELFIMPROVE_DATA_DIR/math500/test.jsonl``, or the hub (HuggingFaceH4/MATH-500)."""
 
+    verifier = "math"  # what scores it when nothing else says (selfimprove eval)
+
     def __init__(self, path: str | None = None):
         if path and not Path(path).is_file():
             raise UserError(f"math500: file not found: {path}")
