@@ -10,6 +10,7 @@ import click
 from selfimprove import __version__
 from selfimprove.cli.analyze import analyze
 from selfimprove.cli.commands import ls, plugins, run, validate
+from selfimprove.cli.compare import compare
 from selfimprove.cli.eval import eval_command
 from selfimprove.cli.report import report
 from selfimprove.cli.verify import verify
@@ -34,6 +35,7 @@ cli.add_command(eval_command)
 cli.add_command(report)
 cli.add_command(analyze)
 cli.add_command(verify)
+cli.add_command(compare)
 
 
 def main() -> None:

@@ -43,8 +43,15 @@ def task_specs(texts: tuple[str, ...], split: str, limit: int | None, extra: dic
                 if not extra.get("path"):
                     raise UserError(f"--task {name} needs its file: --data FILE (or --task '{name} path=FILE')")
         component = load_component("task", name, arguments)
-        specs.append(TaskSpec(name, component.split if "split" in given else split,
-                              component.limit if "limit" in given else limit, component.args, component.label))
+        specs.append(
+            TaskSpec(
+                name,
+                component.split if "split" in given else split,
+                component.limit if "limit" in given else limit,
+                component.args,
+                component.label,
+            )
+        )
     return specs
 
 
@@ -83,8 +90,13 @@ sampled at --temperature and pass@k and maj@k are computed from them (unbiased, 
 @click.option("--run", "run_dir", type=click.Path(file_okay=False), help="Evaluate a run's checkpoint.")
 @click.option("--iteration", type=int, help="With --run: which iteration's policy (0 = the starting model).")
 @click.option("--step", type=int, help="With an online --run: which checkpointed step (0 = the starting model).")
-@click.option("--task", "tasks", multiple=True, required=True,
-              help="NAME [KEY=VALUE ...], or a task YAML file (repeat for several).")
+@click.option(
+    "--task",
+    "tasks",
+    multiple=True,
+    required=True,
+    help="NAME [KEY=VALUE ...], or a task YAML file (repeat for several).",
+)
 @click.option("--split", default="test", show_default=True)
 @click.option("--limit", type=int, help="First N problems of each task.")
 @click.option("--n", "n", type=int, default=None, help="Samples per problem for pass@k [default: max k, or 1].")

@@ -1,0 +1,123 @@
+"""Runs side by side: their held-out metrics per iteration or step, what differs between their resolved recipes,
+and whether they are comparable (the same seed, the same evaluation set)."""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from selfimprove.analysis.rundata import RunData, load_run
+from selfimprove.errors import UserError
+
+
+@dataclass
+class Comparison:
+    names: list[str]
+    runs: list[RunData]
+    differences: list[tuple[str, list[Any]]]  # a recipe key and its value in each run (absent: None)
+    warnings: list[str]
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(dict.fromkeys(t for run in self.runs for t in run.tasks))
+
+    def metrics(self, task: str) -> list[str]:
+        """The metrics any run reports for ``task``: accuracy, then pass@k and maj@k by k."""
+        keys = {k for run in self.runs for e in run.evals for k in e.get(task, {}) if k.startswith(("pass@", "maj@"))}
+        return ["accuracy", *sorted(keys, key=lambda k: (k.startswith("maj"), int(k.split("@")[1])))]
+
+    def points(self) -> list[int]:
+        return sorted({p for run in self.runs for p in run.iterations})
+
+    def series(self, task: str, metric: str) -> dict[str, list[float | None]]:
+        """Per run, the metric at every point any run has (None where this run has no evaluation)."""
+        out = {}
+        for name, run in zip(self.names, self.runs, strict=True):
+            at = {p: e.get(task, {}).get(metric) for p, e in zip(run.iterations, run.evals, strict=True)}
+            out[name] = [at.get(p) for p in self.points()]
+        return out
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists stay whole (a list of roles differs as a whole)."""
+    if not isinstance(data, dict):
+        return {prefix: data}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def compare_runs(paths: list[str]) -> Comparison:
+    if len(paths) < 2:
+        raise UserError("compare needs at least two run directories")
+    runs = [load_run(p) for p in paths]
+    names = [Path(p).resolve().name for p in paths]
+    if len(set(names)) < len(names):  # the same folder name in different places: say where
+        names = [str(Path(p)) for p in paths]
+    manifests = []
+    for path in paths:
+        file = Path(path) / "manifest.json"
+        if not file.is_file():
+            raise UserError(f"{path} has no manifest.json: not a run directory")
+        manifests.append(json.loads(file.read_text()))
+    recipes = [flatten(m["recipe"]) for m in manifests]
+    keys = sorted(set().union(*recipes))
+    differences = [(k, [r.get(k) for r in recipes]) for k in keys if len({json.dumps(r.get(k)) for r in recipes}) > 1]
+    warnings = []
+    seeds = [m.get("seed") for m in manifests]
+    if len(set(seeds)) > 1:
+        warnings.append(f"the runs have different seeds ({', '.join(map(str, seeds))}): not like for like")
+    evals = [json.dumps(m["recipe"].get("eval", {}).get("tasks"), sort_keys=True) for m in manifests]
+    if len(set(evals)) > 1:
+        warnings.append("the runs are evaluated on different tasks, splits or limits: not like for like")
+    if len({run.axis for run in runs}) > 1:
+        warnings.append("offline iterations and online steps are compared side by side: an iteration is not a step")
+    return Comparison(names, runs, differences, warnings)
+
+
+def write_page(comparison: Comparison, out: Path) -> Path:
+    """``out/compare.html`` with a plot per task and metric, the tables, the recipe differences and the warnings."""
+    from selfimprove.report import plots
+
+    out.mkdir(parents=True, exist_ok=True)
+    axis = comparison.runs[0].axis
+    body = [f"<h1>Comparison: {html.escape(', '.join(comparison.names))}</h1>"]
+    body += [f'<p class="warn">Warning: {html.escape(w)}</p>' for w in comparison.warnings]
+    for task in comparison.tasks:
+        body.append(f"<h2>{html.escape(task)}</h2>")
+        for metric in comparison.metrics(task):
+            series = comparison.series(task, metric)
+            png = plots.per_iteration(out / f"{task}-{metric.replace('@', '_at_')}.png", comparison.points(), series,
+                                      f"{task}: {metric}", metric, percent=True, xlabel=axis)  # fmt: skip
+            body.append(f'<figure><img src="{html.escape(png.name)}" alt="{html.escape(metric)}"></figure>')
+            head = "".join(f"<th>{html.escape(n)}</th>" for n in comparison.names)
+            rows = "".join(
+                f"<tr><td>{p}</td>" + "".join("<td>–</td>" if v[i] is None else f"<td>{v[i]:.1%}</td>"
+                                              for v in series.values()) + "</tr>"
+                for i, p in enumerate(comparison.points())
+            )  # fmt: skip
+            body.append(f"<table><tr><th>{axis}</th>{head}</tr>{rows}</table>")
+    body.append("<h2>What differs between the recipes</h2>")
+    if comparison.differences:
+        head = "".join(f"<th>{html.escape(n)}</th>" for n in comparison.names)
+        rows = "".join(
+            f"<tr><td>{html.escape(k)}</td>" + "".join(f"<td>{html.escape(json.dumps(v))}</td>" for v in values)
+            + "</tr>"
+            for k, values in comparison.differences
+        )  # fmt: skip
+        body.append(f"<table><tr><th>key</th>{head}</tr>{rows}</table>")
+    else:
+        body.append("<p>Nothing: the resolved recipes are the same.</p>")
+    style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;margin:.5em 0 1.5em}"
+             "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}"
+             "img{max-width:100%}.warn{color:#a40}")  # fmt: skip
+    page = (f'<!doctype html><html><head><meta charset="utf-8"><title>comparison</title><style>{style}</style>'
+            "</head><body>\n" + "\n".join(body) + "\n</body></html>\n")  # fmt: skip
+    path = out / "compare.html"
+    path.write_text(page, encoding="utf-8")
+    return path
