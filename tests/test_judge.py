@@ -245,7 +245,7 @@ def test_policy_judges_its_own_rollouts(scripted):
     """``model: policy`` is LSP-style self-reward: the loop hands the judge the policy that generated the rollouts."""
     scripted.REPLIES = ["<Score>6</Score>"]
     judge = JudgeVerifier(model="policy", generator="scripted", threshold=5)
-    with pytest.raises(UserError, match="current policy"):
+    with pytest.raises(UserError, match="needs the loop's policy"):
         judge.verify([rollout("4")])
     current = Policy("/base", "/run/iter-001/checkpoint")
     judge.use_policy(current)
