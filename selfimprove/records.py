@@ -55,6 +55,7 @@ class Rollout:
     meta: dict[str, Any] = field(default_factory=dict)  # the problem's meta: unit tests, program input, ...
     entropy: float | None = None  # mean per-token policy entropy of the completion, in nats
     completion_ids: list[int] | None = None  # the sampled tokens, so an online update scores exactly them
+    sampler_logps: list[float] | None = None  # their log-probs in the engine that sampled them (vLLM)
     verdicts: dict[str, Verdict] = field(default_factory=dict)
     reward: float | None = None  # None: no reward could be computed (see reward_error); left out of the update
     reward_parts: dict[str, float | None] = field(default_factory=dict)
@@ -90,7 +91,7 @@ class Rollout:
 
 
 # Rollout fields left out of its JSON while unset, so offline records stay as they were.
-OPTIONAL = {"completion_ids", "verdicts", "reward", "reward_parts", "reward_error", "rejected"}
+OPTIONAL = {"completion_ids", "sampler_logps", "verdicts", "reward", "reward_parts", "reward_error", "rejected"}
 
 
 @dataclass
@@ -111,3 +112,4 @@ class Example:
     reward: float | None = None
     group: str | None = None
     completion_ids: list[int] | None = None  # the sampled tokens (online runs), else the text is tokenized
+    sampler_logps: list[float] | None = None  # the sampling engine's log-probs of them, when it is not the trainer

@@ -25,6 +25,7 @@ class Output:
     num_tokens: int
     entropy: float | None = None  # mean per-token entropy (nats) of the policy over the generated tokens
     token_ids: list[int] | None = None  # the sampled tokens (end of turn included when it was sampled)
+    logprobs: list[float] | None = None  # the sampler's log-prob of each sampled token (another engine: vLLM)
 
 
 class Generator(Protocol):

@@ -210,7 +210,7 @@ class OnlineRunner:
         return [
             Example(
                 r.id, r.train_prompt or r.prompt, r.completion, weight=role.loss_weight, role=r.role, reward=r.reward,
-                group=r.group_key(role.group_by), completion_ids=r.completion_ids,
+                group=r.group_key(role.group_by), completion_ids=r.completion_ids, sampler_logps=r.sampler_logps,
             )
             for role in self.recipe.roles if role.train
             for r in by_role[role.name] if r.reward is not None

@@ -66,6 +66,7 @@ def generate(
         rollout = Rollout(
             out.id, role, problem.id, prompt, out.text, problem.answer, train_prompt, out.num_tokens,
             meta=problem.meta, entropy=out.entropy, completion_ids=out.token_ids if keep_token_ids else None,
+            sampler_logps=out.logprobs if keep_token_ids else None,
         )  # fmt: skip
         return rollout.to_json()
 

@@ -113,7 +113,8 @@ class Trainer:
         pad_id = self.tokenizer.pad_token_id
         actor = self.accelerator.unwrap_model(self.actor)
         old_logps = old_values = reference = None
-        if o.needs_old_scores(len(examples)):
+        sampled_elsewhere = any(e.sampler_logps is not None for e in examples)
+        if o.needs_old_scores(len(examples), sampled_elsewhere):
             old_logps, old_values = self._score(actor, prompts, completions, pad_id)
         if o.needs_reference():
             if self.reference is not None:
@@ -122,14 +123,25 @@ class Trainer:
                 with actor.policy.disable_adapter():  # LoRA's reference is the base model, without a second copy
                     reference = self._score(actor, prompts, completions, pad_id)[0]
         width = max(map(len, completions))
-        return RolloutBatch(
+        is_weights = None
+        if sampled_elsewhere:  # vLLM sampled the tokens: weigh each by min(trainer / sampler, 3)
+            from selfimprove.generators.vllm import importance_weights
+
+            rows = []
+            for e, logps in zip(examples, old_logps, strict=True):
+                sampler = torch.tensor((e.sampler_logps or logps.tolist())[: len(logps)], dtype=logps.dtype)
+                rows.append(importance_weights(logps[: len(sampler)], sampler))
+            is_weights = pad_rows(rows, width)
+        batch = RolloutBatch(
             prompts, completions, pad_id, pad_rows([torch.ones(len(c)) for c in completions], width),
             torch.tensor([float(e.reward) for e in examples]), [e.group or e.id for e in examples],
             pad_rows(old_logps, width) if old_logps is not None else None,
             pad_rows(reference, width) if reference is not None else None,
             pad_rows(old_values, width) if old_values is not None else None,
             roles=[e.role for e in examples], loss_weights=torch.tensor([float(e.weight) for e in examples]),
+            is_weights=is_weights,
         )  # fmt: skip
+        return batch
 
     @torch.no_grad()
     def _score(

@@ -1,0 +1,117 @@
+"""The vLLM generator's parts that need no vLLM (it has not run on a GPU): parameter names and merged LoRA weights
+for load_weights, buckets, when to push, sampling settings, and the importance-sampling correction in the update."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from selfimprove.config.schema import Adapter
+from selfimprove.errors import UserError
+from selfimprove.generators.vllm import (
+    SyncState,
+    VLLMGenerator,
+    buckets,
+    checkpoint_names,
+    importance_weights,
+    sampling_settings,
+)
+from selfimprove.records import Example
+
+
+def test_checkpoint_names_are_the_base_models_with_lora_merged(tiny_model: str) -> None:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    plain = AutoModelForCausalLM.from_pretrained(tiny_model)
+    expected_names = [name for name, _ in plain.named_parameters()]
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM")
+    peft = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), lora)
+    for name, param in peft.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.1)
+    pushed = dict(checkpoint_names(peft))
+    assert list(pushed) == expected_names  # what vLLM's load_weights reads, in the model's own order
+    adapted = [name for name, _ in checkpoint_names(peft, adapted_only=True)]
+    assert adapted and all(name.endswith("_proj.weight") for name in adapted)
+    assert "model.embed_tokens.weight" not in adapted and "model.norm.weight" not in adapted
+    merged = dict(peft.merge_and_unload().named_parameters())
+    assert all(torch.allclose(pushed[k], merged[k], atol=1e-6) for k in pushed)
+    assert not torch.allclose(pushed["model.layers.0.self_attn.q_proj.weight"],
+                              dict(plain.named_parameters())["model.layers.0.self_attn.q_proj.weight"])  # fmt: skip
+
+
+def test_buckets_keep_order_and_size() -> None:
+    weights = [(f"w{i}", torch.zeros(n)) for i, n in enumerate([10, 10, 30, 5, 5, 100])]  # float32: 4 bytes each
+    groups = list(buckets(weights, max_bytes=80))
+    assert [[name for name, _ in g] for g in groups] == [["w0", "w1"], ["w2"], ["w3", "w4"], ["w5"]]
+    assert [name for g in groups for name, _ in g] == [name for name, _ in weights]
+
+
+def test_weights_are_pushed_only_when_the_policy_moved_and_always_after_sleep() -> None:
+    sync = SyncState()
+    assert sync.needs_push(0)
+    sync.pushed_version(0)
+    assert not sync.needs_push(0) and sync.needs_push(1)
+    sync.pushed_version(1)
+    sync.slept()  # vLLM's deepest sleep reloads the base weights: never serve them as the policy's
+    assert sync.needs_push(1)
+
+
+def test_sampling_settings() -> None:
+    assert sampling_settings(0.0, 0.9, 40, 64, [], 7) == {
+        "temperature": 0.0, "top_p": 1.0, "top_k": -1, "max_tokens": 64, "stop": None, "seed": 7, "logprobs": 0,
+    }  # fmt: skip
+    sampled = sampling_settings(0.7, 0.95, 0, 32, ["###"], 3)
+    assert (sampled["temperature"], sampled["top_p"], sampled["top_k"], sampled["stop"]) == (0.7, 0.95, -1, ["###"])
+    assert sampling_settings(1.0, 1.0, 40, 8, [], 1)["top_k"] == 40
+
+
+def test_importance_weights_are_the_truncated_ratio() -> None:
+    train = torch.tensor([math.log(0.5), math.log(0.9), math.log(0.9)])
+    sampler = torch.tensor([math.log(0.5), math.log(0.3), math.log(0.1)])
+    assert torch.allclose(importance_weights(train, sampler), torch.tensor([1.0, 3.0, 3.0]))
+    assert torch.allclose(importance_weights(sampler, train), torch.tensor([1.0, 1 / 3, 1 / 9]))
+
+
+def test_the_update_weighs_tokens_another_engine_sampled(tiny_model: str) -> None:
+    from selfimprove.training.trainer import Trainer
+    from selfimprove.updaters.grpo import GRPO
+
+    def trainer_and_examples() -> tuple[Trainer, list[Example]]:
+        t = Trainer(tiny_model, Adapter(r=4, alpha=8), GRPO(learning_rate=1e-2), seed=0, total_steps=2)
+        examples = [Example(f"e{i}", [{"role": "user", "content": "q"}], "", reward=float(i), group="g",
+                            completion_ids=[10 + i, 11, 12]) for i in range(2)]  # fmt: skip
+        return t, examples
+
+    t, examples = trainer_and_examples()
+    assert t.score(examples).old_logps is None  # one on-policy step the trainer itself sampled: no scoring pass
+    own = t.step(examples, seed=0)["grad_norm"]
+
+    t, examples = trainer_and_examples()
+    scored = t._score(t.accelerator.unwrap_model(t.actor), *_ids(t, examples))[0]
+    for e, logps in zip(examples, scored, strict=True):
+        e.sampler_logps = [lp - math.log(2) for lp in logps.tolist()]  # the sampler gave each token half the chance
+    batch = t.score(examples)
+    assert batch.old_logps is not None and torch.allclose(batch.is_weights, torch.full_like(batch.is_weights, 2.0))
+    assert t.step(examples, seed=0)["grad_norm"] == pytest.approx(2 * own, rel=1e-4)  # every token weighs double
+
+
+def _ids(t, examples):
+    from selfimprove.training.tokens import encode
+
+    pairs = [encode(t.tokenizer, e.prompt, e.completion, e.completion_ids) for e in examples]
+    return [p for p, _ in pairs], [c for _, c in pairs], t.tokenizer.pad_token_id
+
+
+def test_the_generator_says_what_it_needs() -> None:
+    with pytest.raises(UserError, match="gpu_memory_utilization"):
+        VLLMGenerator(gpu_memory_utilization=0)
+    assert "not yet run on a GPU" in VLLMGenerator.__doc__
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        with pytest.raises(UserError, match="needs vLLM"):
+            VLLMGenerator()._engine("/some/model")
