@@ -1,8 +1,9 @@
 """A QLoRA SFT update and a QLoRA GRPO update on a 0.5B-shaped model (Qwen2.5-0.5B's shapes, random weights).
 
-Needs CUDA and bitsandbytes for ``--adapter qlora`` (the default); ``--adapter lora`` runs the same updates
-anywhere, to check the script. The model is built from its config (no download): 24 layers, hidden 896,
-vocabulary 151,936, with the embedded SmolLM2 tokenizer (its ids fall inside the vocabulary).
+NOT YET RUN ON A GPU (see docs/gpu.md). Needs CUDA and bitsandbytes for ``--adapter qlora`` (the default);
+``--adapter lora`` runs the same updates anywhere, to check the script. The model is built from its config (no
+download): 24 layers, hidden 896, vocabulary 151,936, with the embedded SmolLM2 tokenizer (its ids fall inside
+the vocabulary).
 
 Each runs twice on 16 examples (4 prompts x 4 completions of about 200 tokens), the second time measured: SFT as
 an offline update (its own timer, model loading included, divided by its optimizer steps), GRPO as two steps of

@@ -109,6 +109,8 @@ def _ids(t, examples):
 def test_the_generator_says_what_it_needs() -> None:
     with pytest.raises(UserError, match="gpu_memory_utilization"):
         VLLMGenerator(gpu_memory_utilization=0)
+    with pytest.raises(UserError, match="sleep_level"):
+        VLLMGenerator(sleep_level=3)
     assert "not yet run on a GPU" in VLLMGenerator.__doc__
     try:
         import vllm  # noqa: F401

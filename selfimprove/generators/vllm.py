@@ -7,18 +7,22 @@ takes (LoRA merged into them), the bucketing of the weights pushed, the rule tha
 policy's version moved (and always after a wake-up: a peer's deepest sleep level served the base weights silently),
 the sampling-parameter mapping, and the importance-sampling correction between vLLM's and the trainer's log-probs.
 
-How it works. The engine is made once, in this process, with a share of the GPU's memory (``gpu_memory_utilization``,
-0.3 by default: generation and training share the device). Before each generate call, if the live policy's version
-differs from the version last pushed, its weights go to the engine in buckets of about ``bucket_mb``: full
-fine-tuning pushes the parameters as they are; LoRA pushes the merged weights ``W + scale * B A`` of the adapted
-layers, and after the first push nothing else (the frozen rest is already there), which serves the adapter at the base
-model's speed (vLLM's LoRA path costs 1.33-1.39x per token, a peer measured). Each completion keeps the log-prob
-vLLM sampled each token with, so the update can correct for the small mismatch between the two engines' numbers
-(``importance_weights``: the truncated ratio trainer/sampler, capped at 3, as TRL applies it).
+How it works. The engine is made once, in this process (vLLM's ``external_launcher`` backend, so its model is
+reachable), with a share of the GPU's memory (``gpu_memory_utilization``, 0.3 by default: generation and training
+share the device). Before each generate call, if the live policy's version differs from the version last pushed,
+its weights go to the engine in buckets of about ``bucket_mb``: full fine-tuning pushes the parameters as they are;
+LoRA pushes the merged weights ``W + scale * B A`` of the adapted layers, and after the first push nothing else (the
+frozen rest is already there), which serves the adapter at the base model's speed (vLLM's LoRA path costs
+1.33-1.39x per token, a peer measured) and sends a fraction of the model. ``sleep_level`` 1 or 2 frees the engine's
+memory after each generation for the update (level 2 drops the weights: the next push sends them all, never the
+base weights the engine would otherwise serve). Each completion keeps the log-prob vLLM sampled each token with
+(after temperature, as the trainer computes it), so the update can correct for the small mismatch between the two
+engines' numbers (``importance_weights``: the truncated ratio trainer/sampler, capped at 3, as TRL applies it).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -30,6 +34,15 @@ from selfimprove.generators import Output, Request
 from selfimprove.models import Policy
 from selfimprove.models.live import LivePolicy, as_live
 from selfimprove.progress import Tracker
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
 
 _PEFT_PREFIX = re.compile(r"^base_model\.model\.")
 
@@ -126,15 +139,19 @@ class VLLMGenerator:
         gpu_memory_utilization: float = 0.3,
         bucket_mb: int = 512,
         max_model_len: int | None = None,
+        sleep_level: int = 0,
     ):
         if temperature < 0 or max_new_tokens < 1 or not 0 < gpu_memory_utilization <= 1 or bucket_mb < 1:
             raise UserError(
                 "vllm: temperature >= 0, max_new_tokens >= 1, 0 < gpu_memory_utilization <= 1, bucket_mb >= 1"
             )
+        if sleep_level not in (0, 1, 2):
+            raise UserError("vllm: sleep_level is 0 (stay awake), 1 (weights to host memory) or 2 (weights dropped)")
         self.temperature, self.top_p, self.top_k, self.max_new_tokens = temperature, top_p, top_k, max_new_tokens
         self.stop, self.gpu_memory_utilization, self.bucket_mb = stop or [], gpu_memory_utilization, bucket_mb
-        self.max_model_len = max_model_len
+        self.max_model_len, self.sleep_level = max_model_len, sleep_level
         self.engine: Any = None
+        self.asleep = False
         self.sync = SyncState()
 
     def _engine(self, base: str) -> Any:
@@ -145,9 +162,32 @@ class VLLMGenerator:
                 raise UserError(
                     "generator vllm needs vLLM on a CUDA machine: pip install 'selfimprove[vllm]'"
                 ) from None
-            self.engine = LLM(model=base, gpu_memory_utilization=self.gpu_memory_utilization,
-                              max_model_len=self.max_model_len, enable_prefix_caching=True)  # fmt: skip
+            for key, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "RANK": "0",
+                               "LOCAL_RANK": "0", "WORLD_SIZE": "1"}.items():  # fmt: skip
+                os.environ.setdefault(key, value)
+            self.engine = LLM(
+                model=base, gpu_memory_utilization=self.gpu_memory_utilization, max_model_len=self.max_model_len,
+                enable_prefix_caching=True, enable_sleep_mode=self.sleep_level > 0,
+                # the engine's workers in this process, so that its model is reachable for load_weights
+                distributed_executor_backend="external_launcher",
+                # log-probs after temperature, top-p and top-k: those of the distribution sampled, as the trainer's
+                logprobs_mode="processed_logprobs",
+            )  # fmt: skip
         return self.engine
+
+    def wake(self) -> None:
+        if self.asleep:
+            self.engine.wake_up()
+            self.asleep = False
+
+    def sleep(self) -> None:
+        """Free the GPU memory generation held, for the update: level 1 keeps the weights in host memory, level 2
+        drops them, after which the next push must send them all (``SyncState.slept``)."""
+        if self.sleep_level and not self.asleep:
+            self.engine.sleep(level=self.sleep_level)
+            self.asleep = True
+            if self.sleep_level == 2:
+                self.sync.slept()
 
     def push(self, live: LivePolicy) -> None:
         """The live policy's weights into the engine, in buckets, when they moved since the last push."""
@@ -182,6 +222,7 @@ class VLLMGenerator:
         live = as_live(policy)
         base = policy.base if isinstance(policy, Policy) else live.trainer.base  # type: ignore[attr-defined]
         engine = self._engine(base)
+        self.wake()
         self.push(live)
         rank, world = shard
         mine = [r for i, r in enumerate(requests) if i % world == rank and r.id not in done]
@@ -200,4 +241,5 @@ class VLLMGenerator:
                 Output(request.id, sample.text, len(ids), None, ids, logps if len(logps) == len(ids) else None)
             )
         tracker.advance(len(mine), sum(o.num_tokens for o in outputs))
+        self.sleep()
         yield outputs
