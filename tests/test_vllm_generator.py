@@ -11,6 +11,7 @@ import torch
 from selfimprove.config.schema import Adapter
 from selfimprove.errors import UserError
 from selfimprove.generators.vllm import (
+    BASE,
     SyncState,
     VLLMGenerator,
     buckets,
@@ -50,14 +51,60 @@ def test_buckets_keep_order_and_size() -> None:
     assert [name for g in groups for name, _ in g] == [name for name, _ in weights]
 
 
-def test_weights_are_pushed_only_when_the_policy_moved_and_always_after_sleep() -> None:
-    sync = SyncState()
-    assert sync.needs_push(0)
-    sync.pushed_version(0)
-    assert not sync.needs_push(0) and sync.needs_push(1)
-    sync.pushed_version(1)
-    sync.slept()  # vLLM's deepest sleep reloads the base weights: never serve them as the policy's
-    assert sync.needs_push(1)
+class FakeEngine:
+    """What the generator touches of vLLM's ``LLM`` to push weights and sleep, recording the calls."""
+
+    def __init__(self) -> None:
+        self.loads: list[list[str]] = []
+        self.calls: list[str] = []
+        runner = type("Runner", (), {"load_weights": lambda _, weights: self.loads.append([n for n, _ in weights])})
+        worker = type("Worker", (), {"model_runner": type("ModelRunner", (), {"model": runner()})()})()
+        self.llm_engine = type("Engine", (), {"model_executor": type("Executor", (), {"driver_worker": worker})()})()
+
+    def reset_prefix_cache(self) -> None:
+        self.calls.append("reset_prefix_cache")
+
+    def sleep(self, level: int) -> None:
+        self.calls.append(f"sleep {level}")
+
+    def wake_up(self) -> None:
+        self.calls.append("wake_up")
+
+
+def test_weights_are_pushed_only_when_they_change_and_always_after_a_deep_sleep(tiny_model: str) -> None:
+    from selfimprove.models import Policy
+    from selfimprove.models.live import LoadedPolicy
+    from selfimprove.training.trainer import Trainer
+    from selfimprove.updaters.grpo import GRPO
+
+    t = Trainer(tiny_model, Adapter(r=4, alpha=8), GRPO(learning_rate=1e-2), seed=0, total_steps=3)
+    everything = [name for name, _ in checkpoint_names(t.model)]
+    adapted = [name for name, _ in checkpoint_names(t.model, adapted_only=True)]
+    generator = VLLMGenerator(sleep_level=2)
+    generator.engine, generator.sync = FakeEngine(), SyncState()
+    generator.sync.pushed_key(BASE)  # as the engine starts
+
+    def pushed(policy) -> list[list[str]]:
+        before = len(generator.engine.loads)
+        generator.push(policy)
+        return generator.engine.loads[before:]
+
+    def flat(loads: list[list[str]]) -> list[str]:
+        return [name for group in loads for name in group]
+
+    assert flat(pushed(t.policy)) == everything  # the engine holds the base model: LoRA merged into every layer
+    assert pushed(t.policy) == []  # the policy has not moved
+    t.step([Example(f"e{i}", [{"role": "user", "content": "q"}], "ab"[i], reward=float(i), group="g")
+            for i in range(2)], seed=0)  # fmt: skip
+    assert flat(pushed(t.policy)) == adapted  # one update later: only the adapted layers changed
+    assert flat(pushed(t.policy.reference())) == everything  # the starting weights (a judge's): the base model's
+    assert pushed(LoadedPolicy(Policy(t.base))) == []  # the base model again: already there
+    assert flat(pushed(t.policy)) == everything  # back to the policy from the base: every layer
+    generator.sleep()
+    assert generator.engine.calls[-1] == "sleep 2"
+    generator.wake()
+    assert flat(pushed(t.policy)) == everything  # the deepest sleep dropped the weights: all of them again
+    assert generator.engine.calls.count("reset_prefix_cache") == 5  # stale cached keys never serve new weights
 
 
 def test_sampling_settings() -> None:

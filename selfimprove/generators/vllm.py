@@ -85,20 +85,40 @@ def buckets(weights: Iterable[tuple[str, torch.Tensor]], max_bytes: int) -> Iter
 
 
 class SyncState:
-    """When the engine's weights must be pushed: the policy moved since the last push, or the engine slept."""
+    """Which weights the engine holds, as a key (``weights_key``): a push is needed when the policy asked for has
+    another key (the live policy moved, or another policy), or the engine dropped its weights in a deep sleep."""
 
     def __init__(self) -> None:
-        self.pushed: int | None = None
+        self.pushed: tuple | None = None
 
-    def needs_push(self, version: int) -> bool:
-        return self.pushed != version
+    def needs_push(self, key: tuple) -> bool:
+        return self.pushed != key
 
-    def pushed_version(self, version: int) -> None:
-        self.pushed = version
+    def pushed_key(self, key: tuple) -> None:
+        self.pushed = key
+
+    def holds_live_policy(self) -> bool:
+        """The engine holds some version of the trainer's live policy: with LoRA only the adapted layers differ."""
+        return self.pushed is not None and self.pushed[0] == "live"
 
     def slept(self) -> None:
-        """After sleep, vLLM may have dropped the weights (level 2 reloads the base ones): push again."""
+        """vLLM's deepest sleep drops the weights and serves the base model's after wake-up: push everything."""
         self.pushed = None
+
+
+BASE = ("base",)  # the weights the engine loads at the start: the run's base model
+
+
+def weights_key(live: LivePolicy) -> tuple:
+    """What identifies the weights a policy generates with: the trainer's live policy by its version, a policy on
+    disk by its checkpoint, and the base model (a loaded policy without a checkpoint, the starting policy a judge
+    uses) as ``BASE``."""
+    from selfimprove.training.trainer import TrainedPolicy
+
+    if isinstance(live, TrainedPolicy):
+        return ("live", live.version)
+    checkpoint = getattr(live, "checkpoint", None)
+    return BASE if checkpoint is None else ("checkpoint", checkpoint)
 
 
 def sampling_settings(
@@ -122,6 +142,12 @@ def importance_weights(train_logps: torch.Tensor, sampler_logps: torch.Tensor, c
     """Per-token ``min(exp(train - sampler), cap)``: the truncated importance ratio that corrects an update for the
     tokens vLLM sampled with slightly different numbers than the trainer computes."""
     return torch.exp(train_logps - sampler_logps).clamp(max=cap)
+
+
+def base_model(live: LivePolicy) -> str:
+    """The base model the engine starts from (every policy of a run shares it)."""
+    trainer = getattr(live, "trainer", None)
+    return trainer.base if trainer is not None else live.policy.base  # type: ignore[attr-defined]
 
 
 class VLLMGenerator:
@@ -173,6 +199,7 @@ class VLLMGenerator:
                 # log-probs after temperature, top-p and top-k: those of the distribution sampled, as the trainer's
                 logprobs_mode="processed_logprobs",
             )  # fmt: skip
+            self.sync.pushed_key(BASE)
         return self.engine
 
     def wake(self) -> None:
@@ -190,19 +217,23 @@ class VLLMGenerator:
                 self.sync.slept()
 
     def push(self, live: LivePolicy) -> None:
-        """The live policy's weights into the engine, in buckets, when they moved since the last push."""
-        if not self.sync.needs_push(live.version):
+        """The policy's weights into the engine, in buckets, unless the engine holds them already."""
+        from selfimprove.training.trainer import TrainedPolicy
+
+        key = weights_key(live)
+        if not self.sync.needs_push(key):
             return
-        model = getattr(live, "trainer", None)
-        if model is None:
-            return  # a policy loaded from disk: the engine loaded the same weights
+        if isinstance(live, TrainedPolicy):  # the trained model itself: LoRA merged on the fly, no merged copy
+            model = live.trainer.model
+            names = checkpoint_names(model, adapted_only=hasattr(model, "peft_config") and self.sync.holds_live_policy())
+        else:
+            names = checkpoint_names(live.inference_model())
         runner = self.engine.llm_engine.model_executor.driver_worker.model_runner.model
         with torch.no_grad():
-            adapted_only = hasattr(model.model, "peft_config") and self.sync.pushed is not None
-            for group in buckets(checkpoint_names(model.model, adapted_only), self.bucket_mb * 2**20):
+            for group in buckets(names, self.bucket_mb * 2**20):
                 runner.load_weights(weights=group)
         self.engine.reset_prefix_cache()  # cached keys and values belong to the old weights
-        self.sync.pushed_version(live.version)
+        self.sync.pushed_key(key)
 
     def generate(
         self,
@@ -220,8 +251,7 @@ class VLLMGenerator:
         from selfimprove.prompts import render_chat
 
         live = as_live(policy)
-        base = policy.base if isinstance(policy, Policy) else live.trainer.base  # type: ignore[attr-defined]
-        engine = self._engine(base)
+        engine = self._engine(base_model(live))
         self.wake()
         self.push(live)
         rank, world = shard
