@@ -225,7 +225,8 @@ class VLLMGenerator:
             return
         if isinstance(live, TrainedPolicy):  # the trained model itself: LoRA merged on the fly, no merged copy
             model = live.trainer.model
-            names = checkpoint_names(model, adapted_only=hasattr(model, "peft_config") and self.sync.holds_live_policy())
+            lora_moved = hasattr(model, "peft_config") and self.sync.holds_live_policy()
+            names = checkpoint_names(model, adapted_only=lora_moved)
         else:
             names = checkpoint_names(live.inference_model())
         runner = self.engine.llm_engine.model_executor.driver_worker.model_runner.model
