@@ -257,7 +257,9 @@ class VLLMGenerator:
         self.push(live)
         rank, world = shard
         mine = [r for i, r in enumerate(requests) if i % world == rank and r.id not in done]
-        prompts = [render_chat(live.tokenizer, r.messages) for r in mine]
+        texts = [render_chat(live.tokenizer, r.messages) for r in mine]
+        # token ids, as the HF generator and the trainer encode them: vLLM's own encoding would add a second BOS
+        prompts = [{"prompt_token_ids": ids} for ids in live.tokenizer(texts, add_special_tokens=False)["input_ids"]]
         params = [
             SamplingParams(**sampling_settings(self.temperature, self.top_p, self.top_k, self.max_new_tokens,
                                                self.stop, batch_seed(seed, r.id)))
