@@ -10,7 +10,8 @@ TRL's reward function). Settings not given on the command line are the recipe's.
 directory, records and checkpoints included.
 
 Each side runs in its own process with the same number of threads, for ``--steps`` steps after one warm-up step.
-Then both final adapters are evaluated the same way: greedy, zero-shot, on ``--eval`` held-out problems.
+Then both final adapters are evaluated the same way: greedy, with the prompt they were trained on (the recipe's
+exemplars), on ``--eval`` held-out problems.
 
 Prints, per side, seconds per step (wall and CPU); for ours, where the step's time went (generation, verification,
 forward/backward passes, the rest), and last ``time_ratio=<ours/TRL wall seconds per step>``.
@@ -144,7 +145,7 @@ def run_trl(args: argparse.Namespace, out: Path) -> dict:
 
 
 def heldout_accuracy(adapter: str, limit: int) -> float:
-    """Greedy zero-shot accuracy of base + ``adapter`` on the held-out arithmetic problems, as the loop evaluates."""
+    """Greedy accuracy of base + ``adapter`` on the held-out arithmetic problems, as the loop evaluates them."""
     from selfimprove.config import load_recipe
     from selfimprove.config.schema import Component
     from selfimprove.eval.evaluate import Sampling, evaluate_task
