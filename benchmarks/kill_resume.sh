@@ -7,18 +7,20 @@ cd "$(dirname "$0")/.."
 work=${1:-runs/kill-resume}
 ref=$work/reference kill=$work/killed
 args=(recipes/quickstart.yaml task.limit=128 loop.iterations=1 updater.save_steps=2 --quiet)
-run() { .venv/bin/selfimprove run "${args[@]}" --run-dir "$1"; }
+# exec: "run ... &" then stands for the selfimprove process itself, which "kill -9 $pid" must reach
+run() { exec .venv/bin/selfimprove run "${args[@]}" --run-dir "$1"; }
+wait_for() { while kill -0 "$pid" 2>/dev/null && ! [ -e "$1" ]; do sleep 0.01; done; [ -e "$1" ] || { echo "the run ended before $1 appeared"; exit 1; }; }
 rm -rf "$work"
-run "$ref" >/dev/null 2>&1
+(run "$ref") >/dev/null 2>&1
 run "$kill" >/dev/null 2>&1 & pid=$!
-until [ -f "$kill/iter-001/rollouts-rationale.jsonl.partial" ]; do sleep 0.05; done
+wait_for "$kill/iter-001/rollouts-rationale.jsonl.partial"
 kill -9 $pid; wait $pid 2>/dev/null
 echo "killed during generation: $(wc -l < "$kill/iter-001/rollouts-rationale.jsonl.partial") rollouts on disk"
 run "$kill" >/dev/null 2>&1 & pid=$!
-until ls -d "$kill"/iter-001/trainer/checkpoint-* >/dev/null 2>&1; do sleep 0.05; done
+until ls -d "$kill"/iter-001/trainer/checkpoint-* >/dev/null 2>&1 || ! kill -0 $pid 2>/dev/null; do sleep 0.05; done
 sleep 3; kill -9 $pid; wait $pid 2>/dev/null
 echo "killed during training: $(ls "$kill/iter-001/trainer" | grep checkpoint | tr '\n' ' ')"
-run "$kill" >/dev/null 2>&1
+(run "$kill") >/dev/null 2>&1
 status=0
 cmp -s "$ref/summary.json" "$kill/summary.json" && echo "summary.json identical" || { echo "summary.json DIFFERS"; status=1; }
 for f in $(cd "$ref" && find . -name '*.jsonl' ! -name metrics.jsonl | sort); do

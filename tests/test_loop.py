@@ -131,3 +131,16 @@ def test_verifiers_that_ask_get_the_current_policy(write_recipe, tiny_model: str
     checkpoint = str(tmp_path / "run" / "iter-001" / "checkpoint")
     # iteration 0's eval, both roles of iteration 1 (the base model generated them), iteration 1's eval
     assert PolicyAware.given == [None, None, None, checkpoint]
+
+
+def test_a_role_with_nothing_to_answer_calls_no_generator(tmp_path: Path) -> None:
+    from selfimprove.loop.rundir import RunDir
+    from selfimprove.loop.stages import generate
+
+    class Refuses:
+        def generate(self, *args, **kwargs):
+            raise AssertionError("called with no requests")
+
+    run = RunDir(tmp_path)
+    assert generate(run, "step-000001/rollouts-learn.jsonl", Refuses(), None, [], "learn", n=4, seed=0) == []
+    assert run.exists("step-000001/rollouts-learn.jsonl")  # the stage is done: a resumed run does not redo it

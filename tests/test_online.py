@@ -290,6 +290,22 @@ def test_validate_rejects_what_an_online_run_cannot_do(write_recipe) -> None:
     assert any("updater sft trains offline" in p for p in sft_online)
 
 
+def test_validate_rejects_sampling_at_another_temperature_than_the_update_scores(write_recipe) -> None:
+    assert load_recipe(write_recipe(ONLINE), ["generator.temperature=0.7", "updater.temperature=0.7"])
+    found = _problems(write_recipe, ONLINE, ["generator.temperature=0.7"])  # the updater's default: 1.0
+    assert any("generator: role 'solver' samples at temperature 0.7 but updater.temperature is 1.0" in p
+               for p in found)  # fmt: skip
+    per_role = (
+        ONLINE + "roles:\n  - name: a\n    generation: {temperature: 0.5}\n  - name: b\n    train: false\n"
+        "    generation: {temperature: 0.5}\n    source: {name: role, role: a}\n"
+    )
+    found = _problems(write_recipe, per_role)
+    assert any("roles.0.generation.temperature: role 'a' samples at temperature 0.5" in p for p in found)
+    assert not any("role 'b'" in p for p in found)  # not trained: its log-probs are never scored
+    vllm_qlora = _problems(write_recipe, ONLINE, ["generator.name=vllm", "adapter.type=qlora"])
+    assert any("adapter.type: generator vllm cannot take QLoRA's 4-bit weights" in p for p in vllm_qlora)
+
+
 def test_validate_rejects_a_role_fed_by_a_later_role_or_a_missing_buffer(write_recipe) -> None:
     text = (
         ONLINE

@@ -1,24 +1,21 @@
-"""The vLLM generator's parts that need no vLLM (it has not run on a GPU): parameter names and merged LoRA weights
-for load_weights, buckets, when to push, sampling settings, and the importance-sampling correction in the update."""
+"""The vLLM generator without vLLM (it has not run on a GPU), against a stand-in for the engine: parameter names and
+merged LoRA weights for load_weights, buckets, which weights are pushed when, a generate call's prompts, sampling
+parameters and outputs, and the importance-sampling correction in the update."""
 
 from __future__ import annotations
 
 import math
+import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from selfimprove.config.schema import Adapter
 from selfimprove.errors import UserError
-from selfimprove.generators.vllm import (
-    BASE,
-    SyncState,
-    VLLMGenerator,
-    buckets,
-    checkpoint_names,
-    importance_weights,
-    sampling_settings,
-)
+from selfimprove.generators import vllm as vllm_generator
+from selfimprove.generators.vllm import BASE, Engine, VLLMGenerator, buckets, checkpoint_names, sampling_settings
+from selfimprove.objectives.losses import importance_weights
 from selfimprove.records import Example
 
 
@@ -70,6 +67,18 @@ class FakeEngine:
     def wake_up(self) -> None:
         self.calls.append("wake_up")
 
+    def generate(self, prompts: list[dict], params: list, use_tqdm: bool) -> list:
+        """Each prompt's completion: its last three prompt tokens, each sampled with log-prob -(position + 1)."""
+        self.calls.append("generate")
+        self.prompts, self.params = prompts, params
+        results = []
+        for prompt in prompts:
+            ids = prompt["prompt_token_ids"][-3:]
+            logprobs = [{token: SimpleNamespace(logprob=-(k + 1.0))} for k, token in enumerate(ids)]
+            sample = SimpleNamespace(token_ids=ids, text=f"text of {ids}", logprobs=logprobs)
+            results.append(SimpleNamespace(outputs=[sample]))
+        return results
+
 
 def test_weights_are_pushed_only_when_they_change_and_always_after_a_deep_sleep(tiny_model: str) -> None:
     from selfimprove.models import Policy
@@ -81,13 +90,13 @@ def test_weights_are_pushed_only_when_they_change_and_always_after_a_deep_sleep(
     everything = [name for name, _ in checkpoint_names(t.model)]
     adapted = [name for name, _ in checkpoint_names(t.model, adapted_only=True)]
     generator = VLLMGenerator(sleep_level=2)
-    generator.engine, generator.sync = FakeEngine(), SyncState()
-    generator.sync.pushed_key(BASE)  # as the engine starts
+    engine = Engine(FakeEngine(), generator.settings)
+    engine.sync.pushed_key(BASE)  # as the engine starts
 
     def pushed(policy) -> list[list[str]]:
-        before = len(generator.engine.loads)
-        generator.push(policy)
-        return generator.engine.loads[before:]
+        before = len(engine.llm.loads)
+        generator.push(engine, policy)
+        return engine.llm.loads[before:]
 
     def flat(loads: list[list[str]]) -> list[str]:
         return [name for group in loads for name in group]
@@ -100,11 +109,46 @@ def test_weights_are_pushed_only_when_they_change_and_always_after_a_deep_sleep(
     assert flat(pushed(t.policy.reference())) == everything  # the starting weights (a judge's): the base model's
     assert pushed(LoadedPolicy(Policy(t.base))) == []  # the base model again: already there
     assert flat(pushed(t.policy)) == everything  # back to the policy from the base: every layer
-    generator.sleep()
-    assert generator.engine.calls[-1] == "sleep 2"
-    generator.wake()
-    assert flat(pushed(t.policy)) == everything  # the deepest sleep dropped the weights: all of them again
-    assert generator.engine.calls.count("reset_prefix_cache") == 5  # stale cached keys never serve new weights
+    generator.sleep(engine)
+    assert engine.llm.calls[-1] == "sleep 2"
+    generator.wake(engine)
+    assert flat(pushed(t.policy)) == everything  # the deepest sleep left the weights undefined: all of them again
+    assert engine.llm.calls.count("reset_prefix_cache") == 5  # stale cached keys never serve new weights
+
+
+def test_a_generate_call_against_a_stand_in_engine(tiny_model: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from selfimprove.generators import Request
+    from selfimprove.generators.hf import batch_seed
+    from selfimprove.models import Policy
+    from selfimprove.models.live import LoadedPolicy
+    from selfimprove.progress import Tracker
+    from selfimprove.prompts import render_chat
+
+    monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(SamplingParams=lambda **kw: kw))
+    generator = VLLMGenerator(temperature=0.7, max_new_tokens=5, sleep_level=2)
+    engine = Engine(FakeEngine(), generator.settings)
+    engine.sync.pushed_key(BASE)
+    monkeypatch.setitem(vllm_generator._ENGINES, tiny_model, engine)
+    policy = LoadedPolicy(Policy(tiny_model))
+    requests = [Request(f"r{i}", [{"role": "user", "content": "ab" * (i + 1)}]) for i in range(5)]
+
+    def run(**kw) -> list[list]:
+        return list(generator.generate(policy, requests, seed=3, tracker=Tracker(None, None), **kw))
+
+    batches = run(done={"r2"}, shard=(0, 2))  # this process's share: r0, r2, r4; r2 is done
+    assert len(batches) == 1 and [o.id for o in batches[0]] == ["r0", "r4"]
+    tokenizer = policy.tokenizer
+    expected = [tokenizer(render_chat(tokenizer, requests[i].messages), add_special_tokens=False)["input_ids"]
+                for i in (0, 4)]  # fmt: skip
+    assert [p["prompt_token_ids"] for p in engine.llm.prompts] == expected  # no second BOS from vLLM's encoding
+    assert [p["seed"] for p in engine.llm.params] == [batch_seed(3, "r0"), batch_seed(3, "r4")]
+    assert all(p["temperature"] == 0.7 and p["max_tokens"] == 5 and p["logprobs"] == 0 for p in engine.llm.params)
+    for output, ids in zip(batches[0], expected, strict=True):
+        assert output.token_ids == ids[-3:] and output.num_tokens == 3 and output.logprobs == [-1.0, -2.0, -3.0]
+    assert engine.llm.calls == ["generate", "sleep 2"]  # the base weights were there: nothing pushed
+    assert run(done={"r0", "r2", "r4"}, shard=(0, 2)) == [[]]  # nothing left here: one empty batch, as every process
+    run(done=set(), shard=(1, 2))
+    assert engine.llm.calls[2:] == ["wake_up", "reset_prefix_cache", "generate", "sleep 2"]  # pushed after the sleep
 
 
 def test_sampling_settings() -> None:
@@ -146,6 +190,26 @@ def test_the_update_weighs_tokens_another_engine_sampled(tiny_model: str) -> Non
     assert t.step(examples, seed=0)["grad_norm"] == pytest.approx(2 * own, rel=1e-4)  # every token weighs double
 
 
+def test_importance_weights_line_up_with_each_completions_tokens(tiny_model: str) -> None:
+    from selfimprove.training.trainer import Trainer
+    from selfimprove.updaters.grpo import GRPO
+
+    t = Trainer(tiny_model, Adapter(r=4, alpha=8), GRPO(), seed=0, total_steps=1)
+    examples = [Example(f"e{i}", [{"role": "user", "content": "q" * (i + 1)}], "", reward=float(i), group="g",
+                        completion_ids=list(range(10, 10 + n))) for i, n in enumerate([4, 2, 3])]  # fmt: skip
+    scored = t._score(t.accelerator.unwrap_model(t.actor), *_ids(t, examples))[0]
+    shifts = [[0.0, 0.5, 2.0, float("nan")], [-1.0, 0.25], [0.1]]  # the last is shorter than its completion
+    for e, logps, shift in zip(examples, scored, shifts, strict=True):
+        e.sampler_logps = [lp - d for lp, d in zip(logps.tolist(), shift, strict=False)]
+    batch = t.score(examples)
+    expected = torch.tensor([
+        [1.0, math.exp(0.5), 3.0, 1.0],  # capped at 3; a NaN from the sampler weighs 1
+        [math.exp(-1.0), math.exp(0.25), 0.0, 0.0],  # padding
+        [math.exp(0.1), 1.0, 1.0, 0.0],  # tokens without the sampler's log-prob weigh 1
+    ])  # fmt: skip
+    assert torch.allclose(batch.is_weights, expected, atol=1e-5)
+
+
 def _ids(t, examples):
     from selfimprove.training.tokens import encode
 
@@ -163,4 +227,12 @@ def test_the_generator_says_what_it_needs() -> None:
         import vllm  # noqa: F401
     except ImportError:
         with pytest.raises(UserError, match="needs vLLM"):
-            VLLMGenerator()._engine("/some/model")
+            VLLMGenerator().engine("/some/model")
+
+
+def test_the_generators_of_a_run_share_one_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    shared = Engine(FakeEngine(), VLLMGenerator().settings)
+    monkeypatch.setitem(vllm_generator._ENGINES, "/base", shared)
+    assert VLLMGenerator(temperature=0.0, max_new_tokens=9).engine("/base") is shared  # sampling settings differ
+    with pytest.raises(UserError, match="share one engine"):
+        VLLMGenerator(gpu_memory_utilization=0.5).engine("/base")

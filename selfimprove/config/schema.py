@@ -456,6 +456,26 @@ def _check_mode(recipe: Recipe, b: _Builder) -> None:
         b.problem(("eval",), "evaluation needs a verifier: set eval.verifier (or the recipe's verifier)")
     if uses_task and recipe.task is None:
         b.problem((), "a role draws from the task (source: task, the default): the recipe needs 'task'")
+    _check_sampling(recipe, generator, updater, b)
+
+
+def _default(component: Any, name: str) -> Any:
+    parameter = inspect.signature(component).parameters.get(name)
+    return None if parameter is None else parameter.default
+
+
+def _check_sampling(recipe: Recipe, generator: Any, updater: Any, b: _Builder) -> None:
+    """The update's log-probs are those of the distribution a trained role sampled from: the same temperature."""
+    trained_at = recipe.updater.args.get("temperature", _default(updater, "temperature"))
+    sampled_at = recipe.generator.args.get("temperature", _default(generator, "temperature"))
+    for i, role in enumerate(recipe.roles):
+        temperature = role.generation.get("temperature", sampled_at)
+        if role.train and isinstance(temperature, (int, float)) and temperature > 0 and temperature != trained_at:
+            where = ("roles", i, "generation", "temperature") if "temperature" in role.generation else ("generator",)
+            b.problem(where, f"role '{role.name}' samples at temperature {temperature} but updater.temperature is "
+                      f"{trained_at}: set them equal (the update scores the distribution sampled)")  # fmt: skip
+    if recipe.generator.name == "vllm" and recipe.adapter.type == "qlora":
+        b.problem(("adapter", "type"), "generator vllm cannot take QLoRA's 4-bit weights: use lora or full")
 
 
 def _built(spec: Component) -> Any:

@@ -183,7 +183,9 @@ class HFGenerator:
             rows = [encoded[i] for i in batch]
             torch.manual_seed(batch_seed(seed, ids[0]))
             recorder = EntropyRecorder()
-            with torch.inference_mode():
+            # full fine-tuning keeps fp32 master weights on CUDA: generate from them in bf16, as the update computes
+            fp32_on_cuda = model.device.type == "cuda" and model.dtype == torch.float32
+            with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=fp32_on_cuda):
                 inputs = self._inputs(model, rows, tokenizer.pad_token_id)
                 out = model.generate(
                     **inputs,

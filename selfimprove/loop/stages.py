@@ -59,6 +59,10 @@ def generate(
             rid = f"{role}/{problem.id}/{k}"
             by_id[rid] = (problem, prompt, train_prompt)
             requests.append(Request(rid, prompt))
+    if not requests:  # an earlier role passed nothing on: no generator call (every process sees the same jobs)
+        if procs.is_main:
+            run.finish_partial(name, [])
+        return []
     done = procs.on_main(lambda: {r["id"]: r for r in run.read_partial(name)})
 
     def record(out: Any) -> dict[str, Any]:

@@ -68,6 +68,13 @@ def clipped_policy_loss(
     return -torch.min(unclipped, clipped), active
 
 
+def importance_weights(train_logps: torch.Tensor, sampler_logps: torch.Tensor, cap: float = 3.0) -> torch.Tensor:
+    """Per-token ``min(exp(train - sampler), cap)``: truncated importance sampling, which corrects an update for
+    tokens another engine (vLLM) sampled with slightly different numbers than the trainer computes. A NaN log-prob
+    from the sampler gives ratio 1 (vLLM can report one) rather than a NaN in every gradient."""
+    return torch.exp(torch.nan_to_num(train_logps - sampler_logps, nan=0.0)).clamp(max=cap)
+
+
 def clipped_value_loss(
     values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, clip: float | None = 0.2
 ) -> torch.Tensor:

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from selfimprove.config.schema import Adapter
-from selfimprove.objectives.losses import role_sequence_weights
+from selfimprove.objectives.losses import importance_weights, role_sequence_weights
 from selfimprove.records import Example
 from selfimprove.training.actor import Actor, disable_dropout, model_inputs
 from selfimprove.training.tokens import collate, encode, micro_batches, pad_rows
@@ -114,7 +114,7 @@ class Trainer:
         actor = self.accelerator.unwrap_model(self.actor)
         old_logps = old_values = reference = None
         sampled_elsewhere = any(e.sampler_logps is not None for e in examples)
-        if o.needs_old_scores(len(examples), sampled_elsewhere):
+        if sampled_elsewhere or o.needs_old_scores(len(examples)):  # the ratio to the sampler needs ours
             old_logps, old_values = self._score(actor, prompts, completions, pad_id)
         if o.needs_reference():
             if self.reference is not None:
@@ -125,12 +125,13 @@ class Trainer:
         width = max(map(len, completions))
         is_weights = None
         if sampled_elsewhere:  # vLLM sampled the tokens: weigh each by min(trainer / sampler, 3)
-            from selfimprove.generators.vllm import importance_weights
-
             rows = []
             for e, logps in zip(examples, old_logps, strict=True):
-                sampler = torch.tensor((e.sampler_logps or logps.tolist())[: len(logps)], dtype=logps.dtype)
-                rows.append(importance_weights(logps[: len(sampler)], sampler))
+                weights = torch.ones_like(logps)  # a token without the sampler's log-prob keeps its weight
+                if e.sampler_logps:
+                    sampler = torch.tensor(e.sampler_logps[: len(logps)], dtype=logps.dtype)
+                    weights[: len(sampler)] = importance_weights(logps[: len(sampler)], sampler)
+                rows.append(weights)
             is_weights = pad_rows(rows, width)
         batch = RolloutBatch(
             prompts, completions, pad_id, pad_rows([torch.ones(len(c)) for c in completions], width),

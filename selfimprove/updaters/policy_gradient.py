@@ -96,10 +96,10 @@ class PolicyGradient:
     def needs_reference(self) -> bool:
         return self.beta > 0
 
-    def needs_old_scores(self, n: int, sampled_elsewhere: bool = False) -> bool:
+    def needs_old_scores(self, n: int) -> bool:
         """Whether the data's log-probs must be computed before training. A single step on the whole batch
         sees the weights that generated it, so its old log-probs are the current ones, detached (as in TRL)."""
-        return sampled_elsewhere or self.uses_critic or self.epochs > 1 or (self.mini_batch_size or n) < n
+        return self.uses_critic or self.epochs > 1 or (self.mini_batch_size or n) < n
 
     def advantages(self, batch: RolloutBatch) -> None:
         """Fill ``batch.advantages`` (N, C) (and, with a critic, ``batch.returns``)."""
@@ -137,13 +137,13 @@ class PolicyGradient:
         per_token, clipped = clipped_policy_loss(
             logps, old, batch.advantages[rows, :c].to(device), self.epsilon, self.epsilon_high
         )
+        if batch.is_weights is not None:  # tokens another engine sampled: the surrogate weighed back to ours
+            per_token = per_token * batch.is_weights[rows, :c].to(device)
         kl = torch.zeros_like(logps)
         if batch.ref_logps is not None:
             kl = kl_estimate(logps, batch.ref_logps[rows, :c].to(device), self.kl_estimator)
             if self.beta > 0:
                 per_token = per_token + self.beta * kl
-        if batch.is_weights is not None:  # tokens another engine sampled, weighed back to the trainer's numbers
-            per_token = per_token * batch.is_weights[rows, :c].to(device)
         policy_loss = (per_token * w).sum()
         loss, value_loss = policy_loss, torch.zeros((), device=device)
         if values is not None:

@@ -38,8 +38,8 @@ class ReinforcePP(PolicyGradient):
     def needs_reference(self) -> bool:
         return self.beta > 0 or self.kl_coef > 0
 
-    def needs_old_scores(self, n: int, sampled_elsewhere: bool = False) -> bool:
-        return self.kl_coef > 0 or super().needs_old_scores(n, sampled_elsewhere)
+    def needs_old_scores(self, n: int) -> bool:
+        return self.kl_coef > 0 or super().needs_old_scores(n)
 
     def advantages(self, batch: RolloutBatch) -> None:
         token_rewards = terminal_rewards(batch.rewards, batch.mask)
