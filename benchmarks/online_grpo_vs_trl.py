@@ -4,10 +4,10 @@ Both sides train the embedded SmolLM2-135M-Instruct with the same LoRA adapter (
 problems in the same order (our sampler's draw for each step, handed to TRL unshuffled), with the same prompt (the
 recipe's system message and exemplars, as chat messages), group size, max new tokens, temperature, learning rate,
 loss (``grpo``: mean over each completion's tokens then over completions, group-normalised rewards, epsilon 0.2,
-``--beta``), one optimizer step per generation batch, and the same reward (our ``numeric`` verifier, called from
-TRL's reward function). Settings not given on the command line are the recipe's. TRL generates with transformers'
-``generate`` on its PEFT model; ours is the real online loop (``selfimprove run recipes/grpo_arithmetic.yaml``), run
-directory, records and checkpoints included.
+``--beta``), one optimizer step per generation batch (TRL's in micro-batches of ``--trl-micro-batch`` rows), and
+the same reward (our ``numeric`` verifier, called from TRL's reward function). Settings not given on the command
+line are the recipe's. TRL generates with transformers' ``generate`` on its PEFT model; ours is the real online loop
+(``selfimprove run recipes/grpo_arithmetic.yaml``), run directory, records and checkpoints included.
 
 Each side runs in its own process with the same number of threads, for ``--steps`` steps after one warm-up step.
 Then both final adapters are evaluated the same way: greedy, with the prompt they were trained on (the recipe's
@@ -115,9 +115,14 @@ def run_trl(args: argparse.Namespace, out: Path) -> dict:
             if state.global_step > 1:  # global_step was just incremented: this skips the warm-up step
                 times.append(time.perf_counter() - self.start)
 
+    # one generation batch (problems x group) and one optimizer step per step, in micro-batches as ours runs in
+    # token-budgeted ones: the whole batch at once holds 64 full-vocabulary logit rows and outgrows 24 GiB
+    accumulation, rest = divmod(args.problems * args.group, args.trl_micro_batch)
+    if rest:
+        sys.exit("--trl-micro-batch must divide problems x group")
     config = GRPOConfig(
-        output_dir=str(out / "trl"), per_device_train_batch_size=args.problems * args.group,
-        num_generations=args.group, gradient_accumulation_steps=1, steps_per_generation=1, num_iterations=1,
+        output_dir=str(out / "trl"), per_device_train_batch_size=args.trl_micro_batch, num_generations=args.group,
+        gradient_accumulation_steps=accumulation, steps_per_generation=accumulation, num_iterations=1,
         max_steps=args.steps + 1, learning_rate=updater["learning_rate"], lr_scheduler_type="constant",
         warmup_steps=0, beta=args.beta, epsilon=0.2, loss_type="grpo", scale_rewards="group",
         temperature=generation["temperature"], max_completion_length=generation["max_new_tokens"],
@@ -174,6 +179,8 @@ def side(name: str, args: argparse.Namespace, out: Path) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     command = [sys.executable, __file__, "--side", name, "--out", str(out), *sys.argv[1:]]
     result = subprocess.run(command, capture_output=True, text=True, env=env)
+    if result.returncode < 0:  # the kernel's OOM killer leaves no traceback
+        sys.exit(f"{name} was killed by signal {-result.returncode} (SIGKILL: out of memory?)")
     if result.returncode != 0:
         sys.exit(f"{name} failed:\n{result.stderr[-4000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -189,6 +196,7 @@ def main() -> None:
     parser.add_argument("--beta", type=float, default=0.0, help="KL coefficient (0.04: the GRPO paper's)")
     parser.add_argument("--eval", type=int, default=64, help="held-out problems for the final accuracy")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--trl-micro-batch", type=int, default=16, help="TRL's rows per forward/backward pass")
     parser.add_argument("--side", choices=["ours", "trl"])
     parser.add_argument("--out")
     args = parser.parse_args()
