@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from conftest import TINY_RECIPE
 
-from selfimprove.analysis.compare import compare_runs
+from selfimprove.analysis.compare import compare_runs, eval_sampling
 from selfimprove.cli import cli
 from selfimprove.config import load_recipe
 from selfimprove.errors import UserError
@@ -52,3 +54,17 @@ def test_compare_warns_when_runs_are_not_like_for_like(runs: dict[str, Path], tm
     assert (tmp_path / "arithmetic-accuracy.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(UserError, match="at least two"):
         compare_runs([str(runs["star"])])
+
+
+def test_compare_warns_when_the_held_out_pass_samples_differently(runs: dict[str, Path], tmp_path: Path) -> None:
+    # a control whose generator writes one token, evaluated under eval.generation that does not say how many
+    short = tmp_path / "short"
+    shutil.copytree(runs["star"], short)
+    manifest = json.loads((short / "manifest.json").read_text())
+    manifest["recipe"]["generator"]["max_new_tokens"] = 1
+    (short / "manifest.json").write_text(json.dumps(manifest))
+    assert "different generation settings" in " ".join(compare_runs([str(runs["star"]), str(short)]).warnings)
+    star = json.loads((runs["star"] / "manifest.json").read_text())["recipe"]
+    manifest["recipe"]["eval"]["generation"] = eval_sampling(star)  # the control states the eval's settings
+    (short / "manifest.json").write_text(json.dumps(manifest))
+    assert not compare_runs([str(runs["star"]), str(short)]).warnings

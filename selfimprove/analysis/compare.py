@@ -51,6 +51,13 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def eval_sampling(recipe: dict[str, Any]) -> dict[str, Any]:
+    """How a run's held-out pass samples: its generator's settings under ``eval.generation``'s (which engine and
+    its batch size aside)."""
+    generator = {k: v for k, v in (recipe.get("generator") or {}).items() if k not in ("name", "batch_size")}
+    return generator | ((recipe.get("eval") or {}).get("generation") or {})
+
+
 def compare_runs(paths: list[str]) -> Comparison:
     if len(paths) < 2:
         raise UserError("compare needs at least two run directories")
@@ -74,6 +81,8 @@ def compare_runs(paths: list[str]) -> Comparison:
     evals = [json.dumps(m["recipe"].get("eval", {}).get("tasks"), sort_keys=True) for m in manifests]
     if len(set(evals)) > 1:
         warnings.append("the runs are evaluated on different tasks, splits or limits: not like for like")
+    if len({json.dumps(eval_sampling(m["recipe"]), sort_keys=True) for m in manifests}) > 1:
+        warnings.append("the runs evaluate with different generation settings: not like for like")
     if len({run.axis for run in runs}) > 1:
         warnings.append("offline iterations and online steps are compared side by side: an iteration is not a step")
     return Comparison(names, runs, differences, warnings)
