@@ -1,4 +1,4 @@
-"""Generation shared out over processes: the same requests with 1 and with 2 processes (accelerate launch, gloo).
+"""Generation shared out over processes: the same requests with 1 and with 2 processes (torchrun, gloo).
 
 The loop's generation stage (``selfimprove.loop.stages.generate``) samples ``--prompts`` arithmetic prompts x
 ``--samples`` from the embedded SmolLM2-135M-Instruct in batches of ``--batch-size``; under two processes each takes
@@ -25,7 +25,7 @@ from pathlib import Path
 
 
 def work(args: argparse.Namespace) -> None:
-    """One side: generate (under accelerate launch when there are two processes) and print the stage's seconds."""
+    """One side: generate (under torchrun when there are two processes) and print the stage's seconds."""
     import torch
 
     from selfimprove.config.schema import Component, Prompt
@@ -74,9 +74,9 @@ def side(processes: int, args: argparse.Namespace, out: Path) -> dict:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(processes),
-                   "--num_machines", "1", "--cpu", "--mixed_precision", "no", "--dynamo_backend", "no",
-                   "--main_process_port", str(port), *command]  # fmt: skip
+        # torchrun, not accelerate launch: with --cpu that starts one process whatever --num_processes says
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes),
+                   "--master-port", str(port), *command]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         sys.exit(f"{processes} processes failed:\n{result.stderr[-4000:]}")
