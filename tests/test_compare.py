@@ -42,7 +42,7 @@ def test_compare_shows_metrics_side_by_side_and_what_differs(runs: dict[str, Pat
     assert set(series) == {"star", "no-rat"} and all(len(v) == 2 for v in series.values())
     assert series["star"][0] == series["no-rat"][0]  # the same start, the same seed, the same eval set
     keys = [k for k, _ in comparison.differences]
-    assert keys == ["roles"]  # the one difference: the rationalization role
+    assert keys == ["roles.1"]  # the one difference: the rationalization role, reported once
 
 
 def test_compare_warns_when_runs_are_not_like_for_like(runs: dict[str, Path], tmp_path: Path) -> None:

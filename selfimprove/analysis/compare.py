@@ -41,14 +41,17 @@ class Comparison:
         return out
 
 
-def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists stay whole (a list of roles differs as a whole)."""
-    if not isinstance(data, dict):
-        return {prefix: data}
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-    return out
+def differences(values: list[Any], key: str = "") -> list[tuple[str, list[Any]]]:
+    """Where the recipes ``values`` differ, key by key: mappings by key and lists by position (``roles.1.when``), down
+    to the first level at which they differ; what one recipe lacks is None there."""
+    if all(isinstance(v, dict) for v in values):
+        keys = sorted(set().union(*values))
+        return [d for k in keys for d in differences([v.get(k) for v in values], f"{key}.{k}" if key else str(k))]
+    if all(isinstance(v, list) for v in values):
+        longest = max(len(v) for v in values)
+        return [d for i in range(longest) for d in differences([v[i] if i < len(v) else None for v in values],
+                                                                f"{key}.{i}")]  # fmt: skip
+    return [(key, values)] if len({json.dumps(v, sort_keys=True) for v in values}) > 1 else []
 
 
 def eval_sampling(recipe: dict[str, Any]) -> dict[str, Any]:
@@ -71,9 +74,6 @@ def compare_runs(paths: list[str]) -> Comparison:
         if not file.is_file():
             raise UserError(f"{path} has no manifest.json: not a run directory")
         manifests.append(json.loads(file.read_text()))
-    recipes = [flatten(m["recipe"]) for m in manifests]
-    keys = sorted(set().union(*recipes))
-    differences = [(k, [r.get(k) for r in recipes]) for k in keys if len({json.dumps(r.get(k)) for r in recipes}) > 1]
     warnings = []
     seeds = [m.get("seed") for m in manifests]
     if len(set(seeds)) > 1:
@@ -85,7 +85,7 @@ def compare_runs(paths: list[str]) -> Comparison:
         warnings.append("the runs evaluate with different generation settings: not like for like")
     if len({run.axis for run in runs}) > 1:
         warnings.append("offline iterations and online steps are compared side by side: an iteration is not a step")
-    return Comparison(names, runs, differences, warnings)
+    return Comparison(names, runs, differences([m["recipe"] for m in manifests]), warnings)
 
 
 def write_page(comparison: Comparison, out: Path) -> Path:

@@ -39,7 +39,7 @@ def compare(run_dirs: tuple[str, ...], out: str, no_html: bool) -> None:
                 table.add_row(str(point), *("–" if v[i] is None else f"{v[i]:.1%}" for v in series.values()))
             console.print(table)
     table = Table(title="what differs between the recipes")
-    table.add_column("key")
+    table.add_column("key", no_wrap=True)  # a key is read whole; the values wrap
     for name in comparison.names:
         table.add_column(name)
     for key, values in comparison.differences:
