@@ -46,7 +46,7 @@ def flat(x, key=""):
 a, b = dict(flat(load(sys.argv[1]))), dict(flat(load(sys.argv[2])))
 # torch's global generator: generation reseeds it for every batch and the update has no dropout, so its position is no
 # input to any result; a resumed run that replays a step from its records without generating leaves it elsewhere
-a.pop("/rng/torch", None), b.pop("/rng/torch", None)
+for state in (a, b): state.pop("/rng/torch", None)
 def same(x, y):
     if isinstance(x, torch.Tensor): return torch.equal(x, y)
     return numpy.array_equal(x, y) if isinstance(x, numpy.ndarray) else x == y

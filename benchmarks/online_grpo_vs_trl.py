@@ -9,6 +9,15 @@ the same reward (our ``numeric`` verifier, called from TRL's reward function). S
 line are the recipe's. TRL generates with transformers' ``generate`` on its PEFT model; ours is the real online loop
 (``selfimprove run recipes/grpo_arithmetic.yaml``), run directory, records and checkpoints included.
 
+TRL otherwise runs its documented ``GRPOConfig`` defaults (AdamW, gradient clipping at 1.0, no weight decay, as
+ours). Changed from them, and why: ``learning_rate``, ``temperature``, ``max_completion_length``, ``beta`` and
+``epsilon`` to the recipe's; ``loss_type="grpo"`` (default ``dapo``) and ``lr_scheduler_type="constant"`` (default
+``linear``) to be the same algorithm as ours; ``shuffle_dataset=False`` for the same problems in the same order;
+``gradient_checkpointing=False`` (default True) because ours does not recompute activations, which makes TRL faster,
+not slower; ``disable_dropout=True`` as ours (the model and LoRA have no dropout here, so it changes nothing);
+``use_cpu=True``, ``bf16=False`` on this CPU; and micro-batches of ``--trl-micro-batch`` rows with gradients
+accumulated into one optimizer step per generation batch (the whole batch at once was killed for memory at 24 GiB).
+
 Each side runs in its own process with the same number of threads, for ``--steps`` steps after one warm-up step.
 Then both final adapters are evaluated the same way: greedy, with the prompt they were trained on (the recipe's
 exemplars), on ``--eval`` held-out problems.
