@@ -48,15 +48,35 @@ def test_buckets_keep_order_and_size() -> None:
     assert [name for g in groups for name, _ in g] == [name for name, _ in weights]
 
 
+class FakeModel:
+    """The engine's model: ``load_weights`` records each bucket's names and returns them (as vLLM's models report
+    what they loaded); ``parameters`` are the names it has (by default whatever was ever loaded, so any push is
+    whole)."""
+
+    def __init__(self, engine: FakeEngine, parameters: set[str] | None) -> None:
+        self.engine, self.parameters = engine, parameters
+
+    def load_weights(self, weights) -> set[str]:
+        names = [n for n, _ in weights]
+        self.engine.loads.append(names)
+        self.engine.calls.append("load")
+        return set(names)
+
+    def named_parameters(self):
+        known = self.parameters if self.parameters is not None else {n for g in self.engine.loads for n in g}
+        return [(name, None) for name in sorted(known)]
+
+
 class FakeEngine:
     """What the generator touches of vLLM's ``LLM`` to push weights and sleep, recording the calls."""
 
-    def __init__(self) -> None:
+    def __init__(self, parameters: set[str] | None = None) -> None:
         self.loads: list[list[str]] = []
         self.calls: list[str] = []
-        runner = type("Runner", (), {"load_weights": lambda _, weights: self.loads.append([n for n, _ in weights])})
-        worker = type("Worker", (), {"model_runner": type("ModelRunner", (), {"model": runner()})()})()
-        self.llm_engine = type("Engine", (), {"model_executor": type("Executor", (), {"driver_worker": worker})()})()
+        self.model = FakeModel(self, parameters)
+
+    def apply_model(self, function):
+        return [function(self.model)]
 
     def reset_prefix_cache(self) -> None:
         self.calls.append("reset_prefix_cache")
@@ -64,8 +84,8 @@ class FakeEngine:
     def sleep(self, level: int) -> None:
         self.calls.append(f"sleep {level}")
 
-    def wake_up(self) -> None:
-        self.calls.append("wake_up")
+    def wake_up(self, tags: list[str]) -> None:
+        self.calls.append(f"wake_up {' '.join(tags)}")
 
     def generate(self, prompts: list[dict], params: list, use_tqdm: bool) -> list:
         """Each prompt's completion: its last three prompt tokens, each sampled with log-prob -(position + 1)."""
@@ -90,12 +110,12 @@ def test_weights_are_pushed_only_when_they_change_and_always_after_a_deep_sleep(
     everything = [name for name, _ in checkpoint_names(t.model)]
     adapted = [name for name, _ in checkpoint_names(t.model, adapted_only=True)]
     generator = VLLMGenerator(sleep_level=2)
-    engine = Engine(FakeEngine(), generator.settings)
+    engine = Engine(FakeEngine(), generator.settings, 4096)
     engine.sync.pushed_key(BASE)  # as the engine starts
 
     def pushed(policy) -> list[list[str]]:
         before = len(engine.llm.loads)
-        generator.push(engine, policy)
+        generator.wake_and_push(engine, policy)
         return engine.llm.loads[before:]
 
     def flat(loads: list[list[str]]) -> list[str]:
@@ -111,7 +131,6 @@ def test_weights_are_pushed_only_when_they_change_and_always_after_a_deep_sleep(
     assert flat(pushed(t.policy)) == everything  # back to the policy from the base: every layer
     generator.sleep(engine)
     assert engine.llm.calls[-1] == "sleep 2"
-    generator.wake(engine)
     assert flat(pushed(t.policy)) == everything  # the deepest sleep left the weights undefined: all of them again
     assert engine.llm.calls.count("reset_prefix_cache") == 5  # stale cached keys never serve new weights
 
@@ -126,7 +145,7 @@ def test_a_generate_call_against_a_stand_in_engine(tiny_model: str, monkeypatch:
 
     monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(SamplingParams=lambda **kw: kw))
     generator = VLLMGenerator(temperature=0.7, max_new_tokens=5, sleep_level=2)
-    engine = Engine(FakeEngine(), generator.settings)
+    engine = Engine(FakeEngine(), generator.settings, 4096)
     engine.sync.pushed_key(BASE)
     monkeypatch.setitem(vllm_generator._ENGINES, tiny_model, engine)
     policy = LoadedPolicy(Policy(tiny_model))
@@ -148,7 +167,10 @@ def test_a_generate_call_against_a_stand_in_engine(tiny_model: str, monkeypatch:
     assert engine.llm.calls == ["generate", "sleep 2"]  # the base weights were there: nothing pushed
     assert run(done={"r0", "r2", "r4"}, shard=(0, 2)) == [[]]  # nothing left here: one empty batch, as every process
     run(done=set(), shard=(1, 2))
-    assert engine.llm.calls[2:] == ["wake_up", "reset_prefix_cache", "generate", "sleep 2"]  # pushed after the sleep
+    loads = ["load"] * len(list(buckets(checkpoint_names(policy.inference_model()), generator.bucket_mb * 2**20)))
+    # after the deep sleep: the weights wake, are pushed (all of them), and only then the KV cache wakes
+    assert engine.llm.calls[2:] == ["wake_up weights", *loads, "wake_up kv_cache", "reset_prefix_cache", "generate",
+                                    "sleep 2"]  # fmt: skip
 
 
 def test_sampling_settings() -> None:
@@ -231,8 +253,94 @@ def test_the_generator_says_what_it_needs() -> None:
 
 
 def test_the_generators_of_a_run_share_one_engine(monkeypatch: pytest.MonkeyPatch) -> None:
-    shared = Engine(FakeEngine(), VLLMGenerator().settings)
+    shared = Engine(FakeEngine(), VLLMGenerator().settings, 4096)
     monkeypatch.setitem(vllm_generator._ENGINES, "/base", shared)
     assert VLLMGenerator(temperature=0.0, max_new_tokens=9).engine("/base") is shared  # sampling settings differ
     with pytest.raises(UserError, match="share one engine"):
         VLLMGenerator(gpu_memory_utilization=0.5).engine("/base")
+
+
+def test_a_push_that_leaves_a_parameter_unloaded_fails_loudly(tiny_model: str) -> None:
+    from selfimprove.models import Policy
+    from selfimprove.models.live import LoadedPolicy
+
+    policy = LoadedPolicy(Policy(tiny_model))
+    everything = {name for name, _ in checkpoint_names(policy.inference_model())}
+    generator = VLLMGenerator()
+    whole = Engine(FakeEngine(parameters=everything), generator.settings, 4096)
+    generator.push(whole, policy)
+    assert whole.sync.pushed == BASE
+    short = Engine(FakeEngine(parameters=everything | {"model.extra.weight"}), generator.settings, 4096)
+    with pytest.raises(RuntimeError, match="1 of the engine's parameters unloaded"):
+        generator.push(short, policy)
+    assert short.sync.pushed is None  # not recorded as held
+
+
+def test_every_process_makes_its_engine_even_with_an_empty_share(tiny_model, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Engine start-up is collective under external_launcher: a process that returned before it would hang the rest."""
+    from selfimprove.generators import Request
+    from selfimprove.models import Policy
+    from selfimprove.models.live import LoadedPolicy
+    from selfimprove.progress import Tracker
+
+    made: list[str] = []
+    engine = Engine(FakeEngine(), VLLMGenerator().settings, 4096)
+    monkeypatch.setattr(VLLMGenerator, "engine", lambda self, base: made.append(base) or engine)
+    requests = [Request("r0", [{"role": "user", "content": "ab"}])]
+    batches = list(VLLMGenerator().generate(LoadedPolicy(Policy(tiny_model)), requests, seed=0, done=set(),
+                                            tracker=Tracker(None, None), shard=(1, 2)))  # fmt: skip
+    assert batches == [[]] and made == [tiny_model]
+
+
+def test_engine_start_up_leaves_the_trainers_generators_as_they_were(monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+
+    import numpy as np
+
+    def reseeding_llm(**kw):  # what vLLM's start-up does: set_random_seed
+        random.seed(0), np.random.seed(0), torch.manual_seed(0)
+        return FakeEngine()
+
+    monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(LLM=reseeding_llm, __version__="0.11.0"))
+    random.seed(7), np.random.seed(7), torch.manual_seed(7)
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())
+    random.seed(7), np.random.seed(7), torch.manual_seed(7)
+    engine = VLLMGenerator(max_new_tokens=64).engine("/a-base-model")
+    monkeypatch.delitem(vllm_generator._ENGINES, "/a-base-model")
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+    assert engine.max_model_len == 2048 + 64  # prompt plus new tokens, not the model's whole context
+
+
+def test_old_vllm_and_prompts_past_the_engines_length_are_refused(tiny_model, monkeypatch) -> None:
+    from selfimprove.generators import Request
+    from selfimprove.models import Policy
+    from selfimprove.models.live import LoadedPolicy
+    from selfimprove.progress import Tracker
+
+    with pytest.raises(UserError, match="0.10.2"):
+        vllm_generator.check_version("0.10.1")
+    vllm_generator.check_version("0.10.2")
+    monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(SamplingParams=lambda **kw: kw))
+    generator = VLLMGenerator(max_new_tokens=8)
+    monkeypatch.setitem(vllm_generator._ENGINES, tiny_model, Engine(FakeEngine(), generator.settings, 10))
+    requests = [Request("r0", [{"role": "user", "content": "a rather long question " * 4}])]
+    with pytest.raises(UserError, match="max_prompt_tokens"):
+        list(generator.generate(LoadedPolicy(Policy(tiny_model)), requests, seed=0, done=set(),
+                                tracker=Tracker(None, None)))  # fmt: skip
+
+
+def test_validate_refuses_a_second_engine_beside_sleep_mode() -> None:
+    from pathlib import Path
+
+    from selfimprove.config import load_recipe
+    from selfimprove.errors import ConfigError
+
+    recipe = Path(__file__).parent.parent / "recipes" / "tiny" / "lsp.yaml"
+    engine = "generator={name: vllm, temperature: 1.0, max_new_tokens: 8, sleep_level: %d}"
+    vllm = [engine % 1, "roles.1.verifiers.1.generator=vllm"]
+    with pytest.raises(ConfigError) as info:
+        load_recipe(recipe, [*vllm, "roles.1.verifiers.1.model=/another/model"])
+    assert any("roles.1.verifiers.1.model" in p and "one sleep-mode engine" in p for p in info.value.problems)
+    load_recipe(recipe, vllm)  # the judge on the reference weights: the run's own engine serves it
+    load_recipe(recipe, [engine % 0, "roles.1.verifiers.1.generator=vllm",
+                         "roles.1.verifiers.1.model=/another/model"])  # no sleep: two engines can share the device

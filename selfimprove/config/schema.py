@@ -486,6 +486,28 @@ def _built(spec: Component) -> Any:
         return None
 
 
+def _check_vllm_engines(recipe: Recipe, b: _Builder) -> None:
+    """vLLM keeps one sleep-mode memory pool per process: a judge served by vllm on a model other than the run's
+    base starts a second engine, which cannot coexist with sleep mode on either."""
+    run_sleeps = recipe.generator.name == "vllm" and bool(recipe.generator.args.get("sleep_level", 0))
+    judges: list[tuple[KeyPath, Component]] = [
+        (("verifier",), recipe.verifier),
+        (("eval", "verifier"), recipe.eval.verifier),
+    ]
+    for i, role in enumerate(recipe.roles):
+        judges += [(("roles", i, "verifiers", j), v) for j, v in enumerate(role.verifiers or [])]
+    for path, spec in judges:
+        if spec is None or spec.name != "judge" or spec.args.get("generator") != "vllm":
+            continue
+        if spec.args.get("model") in ("policy", "reference", recipe.model):
+            continue  # the run's own engine serves it
+        sleeps = bool((spec.args.get("generation") or {}).get("sleep_level", 0))
+        if run_sleeps or sleeps:
+            b.problem((*path, "model"), f"a vllm judge on another model ({spec.args.get('model')}) needs a second "
+                      "engine, and vLLM allows one sleep-mode engine per process: set sleep_level 0, or judge with "
+                      "model: reference or generator: hf")  # fmt: skip
+
+
 def _check_source(spec: Component, path: KeyPath, earlier: list[str], buffers: list[str], b: _Builder) -> None:
     source = _built(spec)
     if source is None:
@@ -521,6 +543,7 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
         raise ConfigError(b.problems or ["recipe could not be read"])
     _check_roles(recipe, b)
     _check_mode(recipe, b)
+    _check_vllm_engines(recipe, b)
     from selfimprove.tracking import missing_packages
 
     for backend, message in missing_packages(recipe.logging).items():

@@ -16,7 +16,13 @@ as they are; LoRA pushes the merged weights ``W + scale * B A`` of the adapted l
 an earlier version of the same policy, nothing else (the frozen rest is already there), which serves the adapter at
 the base model's speed (vLLM's LoRA path costs 1.33-1.39x per token, a peer measured) and sends a fraction of the
 model. ``sleep_level`` 1 or 2 frees the engine's memory after each generation for the update; level 2 leaves the
-weights' memory undefined after wake-up, so the next push sends them all (a peer served such weights silently).
+weights' memory undefined after wake-up, so the next push sends them all (a peer served such weights silently) and
+checks that every parameter of the engine's model was loaded. Waking up empties the trainer's cached memory, wakes
+the weights, pushes, and only then wakes the KV cache, so the two never compete for memory.
+
+Engine start-up is collective under ``external_launcher`` (every process of a run makes its engine in the same
+call, even one whose share of a batch is empty) and reseeds Python's, NumPy's and torch's generators: the trainer's
+generator states are kept and put back around it, so a resumed run samples as an uninterrupted one.
 Each completion keeps the log-prob vLLM sampled each token with (after temperature, which validation makes the
 updater's), so the update can correct for the small mismatch between the two engines' numbers
 (``selfimprove.objectives.losses.importance_weights``: the truncated ratio trainer/sampler, capped at 3, on the
@@ -28,6 +34,7 @@ is recorded (vLLM does not return it).
 from __future__ import annotations
 
 import os
+import random
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -150,6 +157,7 @@ class Engine:
 
     llm: Any
     settings: tuple
+    max_model_len: int
     sync: SyncState = field(default_factory=SyncState)
     asleep: bool = False
 
@@ -176,6 +184,48 @@ def _single_process_launcher() -> Iterator[None]:
             os.environ.pop(key, None)
 
 
+@contextmanager
+def _generators_kept() -> Iterator[None]:
+    """Python's, NumPy's and torch's generator states, put back after the block: vLLM's start-up calls
+    ``set_random_seed``, which would make a run that resumed after the engine started diverge from one that did not."""
+    import numpy as np
+
+    python, numpy, cpu = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    try:
+        yield
+    finally:
+        random.setstate(python)
+        np.random.set_state(numpy)
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+
+
+def _load_all(model: Any, groups: list[list[tuple[str, torch.Tensor]]]) -> tuple[set[str] | None, set[str]]:
+    """Runs inside the engine (``LLM.apply_model``): each bucket through the model's ``load_weights``; returns the
+    parameter names loaded (None where the model does not report them) and the names the model has."""
+    loaded: set[str] | None = set()
+    with torch.no_grad():
+        for group in groups:
+            names = model.load_weights(weights=group)
+            loaded = None if names is None or loaded is None else loaded | set(names)
+    return loaded, {name for name, _ in model.named_parameters()}
+
+
+MIN_VERSION = "0.10.2"
+
+
+def check_version(version: str) -> None:
+    """vLLM before 0.10.2 returns processed log-probs that ignore the temperature: the importance ratios would be
+    biased without a sign of it."""
+    from packaging.version import Version
+
+    if Version(version) < Version(MIN_VERSION):
+        raise UserError(f"generator vllm needs vLLM >= {MIN_VERSION} (found {version}): earlier versions' log-probs "
+                        "ignore the temperature")  # fmt: skip
+
+
 class VLLMGenerator:
     """vLLM generation colocated with the trainer, weights pushed from the live policy (not yet run on a GPU)."""
 
@@ -191,17 +241,24 @@ class VLLMGenerator:
         gpu_memory_utilization: float = 0.3,
         bucket_mb: int = 512,
         max_model_len: int | None = None,
+        max_prompt_tokens: int = 2048,
         sleep_level: int = 0,
+        enforce_eager: bool = True,
     ):
+        """``max_model_len`` (default ``max_prompt_tokens + max_new_tokens``) sizes the KV cache: vLLM's default, the
+        model's whole context, may not fit the ``gpu_memory_utilization`` share. ``enforce_eager`` (default on until
+        a GPU run has measured CUDA graphs here) skips graph capture, its start-up time and its memory."""
         if temperature < 0 or max_new_tokens < 1 or not 0 < gpu_memory_utilization <= 1 or bucket_mb < 1:
             raise UserError(
                 "vllm: temperature >= 0, max_new_tokens >= 1, 0 < gpu_memory_utilization <= 1, bucket_mb >= 1"
             )
+        if max_prompt_tokens < 1 or (max_model_len is not None and max_model_len <= max_new_tokens):
+            raise UserError("vllm: max_prompt_tokens >= 1 and max_model_len > max_new_tokens")
         if sleep_level not in (0, 1, 2):
             raise UserError("vllm: sleep_level is 0 (stay awake), 1 (weights to host memory) or 2 (weights dropped)")
         self.temperature, self.top_p, self.top_k, self.max_new_tokens = temperature, top_p, top_k, max_new_tokens
         self.stop, self.bucket_mb, self.sleep_level = stop or [], bucket_mb, sleep_level
-        self.settings = (gpu_memory_utilization, max_model_len, sleep_level)
+        self.settings = (gpu_memory_utilization, max_model_len, max_prompt_tokens, sleep_level, enforce_eager)
 
     def engine(self, base: str) -> Engine:
         """The process's engine for ``base``, made on first use."""
@@ -209,31 +266,42 @@ class VLLMGenerator:
             engine = _ENGINES[base]
             if engine.settings != self.settings:
                 raise UserError("the vllm generators of a run share one engine: give them the same "
-                                "gpu_memory_utilization, max_model_len and sleep_level")  # fmt: skip
+                                "gpu_memory_utilization, max_model_len, max_prompt_tokens, sleep_level and "
+                                "enforce_eager")  # fmt: skip
             return engine
         try:
-            from vllm import LLM
+            import vllm
         except ImportError:
             raise UserError("generator vllm needs vLLM on a CUDA machine: pip install 'selfimprove[vllm]'") from None
-        memory, max_model_len, sleep_level = self.settings
-        with _single_process_launcher():
-            llm = LLM(
+        check_version(vllm.__version__)
+        memory, max_model_len, max_prompt_tokens, sleep_level, enforce_eager = self.settings
+        max_model_len = max_model_len or max_prompt_tokens + self.max_new_tokens
+        with _single_process_launcher(), _generators_kept():
+            llm = vllm.LLM(
                 model=base, dtype="bfloat16", gpu_memory_utilization=memory, max_model_len=max_model_len,
-                enable_prefix_caching=True, enable_sleep_mode=sleep_level > 0,
+                enable_prefix_caching=True, enable_sleep_mode=sleep_level > 0, enforce_eager=enforce_eager,
                 # the engine's workers in this process, so that its model is reachable for load_weights
                 distributed_executor_backend="external_launcher",
                 # log-probs after temperature: those of the distribution sampled, as the trainer computes them
                 logprobs_mode="processed_logprobs",
             )  # fmt: skip
-        engine = _ENGINES[base] = Engine(llm, self.settings)
+        engine = _ENGINES[base] = Engine(llm, self.settings, max_model_len)
         engine.sync.pushed_key(BASE)
         return engine
 
-    @staticmethod
-    def wake(engine: Engine) -> None:
-        if engine.asleep:
-            engine.llm.wake_up()
-            engine.asleep = False
+    def wake_and_push(self, engine: Engine, live: LivePolicy) -> None:
+        """The engine awake with ``live``'s weights. From sleep: the trainer's allocator first gives back its cached,
+        unused memory, then the weights wake, are pushed, and only then the KV cache wakes."""
+        if not engine.asleep:
+            self.push(engine, live)
+            return
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        engine.llm.wake_up(tags=["weights"])
+        self.push(engine, live)
+        engine.llm.wake_up(tags=["kv_cache"])
+        engine.llm.reset_prefix_cache()
+        engine.asleep = False
 
     def sleep(self, engine: Engine) -> None:
         """Free the GPU memory generation held, for the update: level 1 keeps the weights in host memory, level 2
@@ -245,7 +313,9 @@ class VLLMGenerator:
                 engine.sync.slept()
 
     def push(self, engine: Engine, live: LivePolicy) -> None:
-        """The policy's weights into the engine, in buckets, unless the engine holds them already."""
+        """The policy's weights into the engine, in buckets, unless the engine holds them already. A push of every
+        weight checks that the engine's model loaded each of its parameters: after a deep sleep, one left out would
+        serve undefined memory, silently."""
         from selfimprove.training.trainer import TrainedPolicy
 
         key = weights_key(live)
@@ -253,16 +323,27 @@ class VLLMGenerator:
             return
         if isinstance(live, TrainedPolicy):  # the trained model itself: LoRA merged on the fly, no merged copy
             model = live.trainer.model
-            lora_moved = hasattr(model, "peft_config") and engine.sync.holds_live_policy()
-            names = checkpoint_names(model, adapted_only=lora_moved)
+            partial = hasattr(model, "peft_config") and engine.sync.holds_live_policy()
+            names = checkpoint_names(model, adapted_only=partial)
         else:
-            names = checkpoint_names(live.inference_model())
-        runner = engine.llm.llm_engine.model_executor.driver_worker.model_runner.model
-        with torch.no_grad():
-            for group in buckets(names, self.bucket_mb * 2**20):
-                runner.load_weights(weights=group)
-        engine.llm.reset_prefix_cache()  # cached keys and values belong to the old weights
+            partial, names = False, checkpoint_names(live.inference_model())
+        groups = list(buckets(names, self.bucket_mb * 2**20))
+        loaded, expected = self.load(engine, groups)
+        if not partial and loaded is not None and expected - loaded:
+            missing = sorted(expected - loaded)
+            raise RuntimeError(f"vllm: the weight push left {len(missing)} of the engine's parameters unloaded "
+                               f"({', '.join(missing[:5])}...): it would serve undefined weights")  # fmt: skip
+        if not engine.asleep:  # else once the KV cache wakes
+            engine.llm.reset_prefix_cache()  # cached keys and values belong to the old weights
         engine.sync.pushed_key(key)
+
+    @staticmethod
+    def load(engine: Engine, groups: list[list[tuple[str, torch.Tensor]]]) -> tuple[set[str] | None, set[str]]:
+        """The buckets into the engine's model: through vLLM's public ``apply_model`` where it has it, else through
+        the attribute chain to the model of the in-process worker (older versions)."""
+        if hasattr(engine.llm, "apply_model"):
+            return engine.llm.apply_model(lambda model: _load_all(model, groups))[0]
+        return _load_all(engine.llm.llm_engine.model_executor.driver_worker.model_runner.model, groups)
 
     def generate(
         self,
@@ -279,19 +360,24 @@ class VLLMGenerator:
         from selfimprove.prompts import render_chat
 
         rank, world = shard
+        live = as_live(policy)
+        engine = self.engine(base_model(live))  # collective: every process, its share empty or not
         mine = [r for i, r in enumerate(requests) if i % world == rank and r.id not in done]
         if not mine:
             yield []
             return
         from vllm import SamplingParams
 
-        live = as_live(policy)
-        engine = self.engine(base_model(live))
-        self.wake(engine)
-        self.push(engine, live)
+        self.wake_and_push(engine, live)
         texts = [render_chat(live.tokenizer, r.messages) for r in mine]
         # token ids, as the HF generator and the trainer encode them: vLLM's own encoding would add a second BOS
-        prompts = [{"prompt_token_ids": ids} for ids in live.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        encoded = live.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        longest = max(len(ids) for ids in encoded)
+        if longest + self.max_new_tokens > engine.max_model_len:
+            raise UserError(f"vllm: a prompt of {longest} tokens plus max_new_tokens {self.max_new_tokens} exceeds the "
+                            f"engine's max_model_len {engine.max_model_len}: raise generator max_prompt_tokens or "
+                            "max_model_len")  # fmt: skip
+        prompts = [{"prompt_token_ids": ids} for ids in encoded]
         params = [
             SamplingParams(**sampling_settings(self.temperature, self.top_p, self.top_k, self.max_new_tokens,
                                                self.stop, batch_seed(seed, r.id)))
