@@ -342,5 +342,6 @@ def test_validate_refuses_a_second_engine_beside_sleep_mode() -> None:
         load_recipe(recipe, [*vllm, "roles.1.verifiers.1.model=/another/model"])
     assert any("roles.1.verifiers.1.model" in p and "one sleep-mode engine" in p for p in info.value.problems)
     load_recipe(recipe, vllm)  # the judge on the reference weights: the run's own engine serves it
-    load_recipe(recipe, [engine % 0, "roles.1.verifiers.1.generator=vllm",
-                         "roles.1.verifiers.1.model=/another/model"])  # no sleep: two engines can share the device
+    load_recipe(
+        recipe, [engine % 0, "roles.1.verifiers.1.generator=vllm", "roles.1.verifiers.1.model=/another/model"]
+    )  # no sleep: two engines can share the device
