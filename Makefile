@@ -7,7 +7,13 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN = $(VENV)/bin
 
-.PHONY: setup quickstart test lint
+# The GPU check (docs/gpu.md): on the GPU machine, `make gpu-check OUT=<folder>` with gpu-wheels/ carried;
+# here, `make gpu-wheels [SET=qlora|trl]` fills gpu-wheels/ and `make gpu-check DRY_RUN=1` checks the script on CPU.
+OUT ?= gpu-check
+SET ?= qlora
+GPU_PYTHON ?= python3
+
+.PHONY: setup quickstart test lint gpu-wheels gpu-check
 
 $(BIN)/selfimprove: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,3 +34,14 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check .
+
+gpu-wheels: setup
+	$(BIN)/python benchmarks/gpu_wheels.py --set $(SET)
+
+ifdef DRY_RUN
+gpu-check: setup
+	$(BIN)/python benchmarks/gpu_check.py --dry-run --out $(OUT)
+else
+gpu-check:
+	$(GPU_PYTHON) benchmarks/gpu_check.py --out $(OUT)
+endif

@@ -12,18 +12,23 @@ completion's first word ends in 0-4 (about half pass): the built-in ``regex`` ve
 called from TRL's reward function. The prompts are the arithmetic recipe's (``recipes/grpo_arithmetic.yaml``), its
 words mostly unknown to this tokenizer, which leaves their length.
 
-Both sides: the same adapter (LoRA r 16 on all linear layers, or full fine-tuning), ``--prompts`` x ``--group``
+Both sides: the same adapter (LoRA r 16 on all linear layers, QLoRA: the same LoRA on 4-bit NF4 weights, or full
+fine-tuning), ``--prompts`` x ``--group``
 completions of ``--max-new-tokens`` per step, all generated in one batch, one optimizer step per generation, loss
 ``grpo`` with epsilon 0.2 and beta 0, bf16 on CUDA. Each side runs in its own process, ``--steps`` timed steps after
 one warm-up step.
 
 Prints, per adapter: seconds per step of both; generation tokens/s of both; ours' update tokens/s (prompt and
 completion tokens of the step over the time of its forward and backward passes) and model-FLOP utilisation against
-``--peak-tflops`` (790: an H200's dense bf16) with 2N FLOPs per token forward and 2N (LoRA) or 4N (full) backward,
-N the weights of the matrix multiplies, lm head included, attention's own FLOPs left out; peak memory of both
-(``torch.cuda.max_memory_allocated``, or peak RSS on CPU); and last ``time_ratio=<ours/TRL s per step>``.
+``--peak-tflops`` (default: 989 for an H100 SXM or H200, 756 for an H100 PCIe: NVIDIA's dense bf16 figures; 1 on
+CPU) with 2N FLOPs per token forward and 2N (LoRA, QLoRA) or 4N (full) backward, N the weights of the matrix
+multiplies, lm head included, attention's own FLOPs left out; peak memory of both (``torch.cuda.max_memory_allocated``,
+or peak RSS on CPU); and last ``time_ratio=<ours/TRL s per step>``, the mean over the adapters both sides ran.
 
-Run:  python benchmarks/gpu_online_grpo.py [--shape qwen2.5-0.5b] [--adapters lora,full] [--steps 3]
+Each side runs in its own process with a time limit (``--side-timeout``): one that fails or hangs costs only itself,
+and ``--json`` gets every figure and every side's error or reason for being skipped, written after each side.
+
+Run:  python benchmarks/gpu_online_grpo.py [--shape qwen2.5-0.5b] [--adapters lora,full,qlora] [--steps 3]
 """
 
 from __future__ import annotations
@@ -49,9 +54,9 @@ SHAPES = {  # Qwen2.5's published configs, less the weights
     "qwen2.5-1.5b": {"hidden_size": 1536, "intermediate_size": 8960, "num_hidden_layers": 28,
                      "num_attention_heads": 12, "num_key_value_heads": 2},
     "tiny": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-             "num_attention_heads": 4, "num_key_value_heads": 2},
+             "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 4096},
 }  # fmt: skip
-VOCAB = 151_936
+VOCAB = 151_936  # Qwen2.5's; the tiny shape, a check of the script, takes 4,096
 
 
 def build_model(shape: str, folder: Path) -> None:
@@ -63,13 +68,14 @@ def build_model(shape: str, folder: Path) -> None:
 
     # Qwen2 is Llama's architecture with biases on q, k and v (here on o too: 0.0002% more weights). A Qwen2 config
     # would make transformers 5 load its own byte-level tokenizer over the word-level one below.
-    config = LlamaConfig(vocab_size=VOCAB, max_position_embeddings=32768, rope_theta=1_000_000.0, attention_bias=True,
+    dims = {"vocab_size": VOCAB, **SHAPES[shape]}
+    config = LlamaConfig(max_position_embeddings=32768, rope_theta=1_000_000.0, attention_bias=True,
                          tie_word_embeddings=True, rms_norm_eps=1e-6, hidden_act="silu", bos_token_id=0,
-                         eos_token_id=0, pad_token_id=2, **SHAPES[shape])  # fmt: skip
+                         eos_token_id=0, pad_token_id=2, **dims)  # fmt: skip
     torch.manual_seed(0)
     disable_progress_bar()
     AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).save_pretrained(folder)
-    words = Tokenizer(models.WordLevel({f"w{i}": i for i in range(VOCAB)}, unk_token="w1"))
+    words = Tokenizer(models.WordLevel({f"w{i}": i for i in range(dims["vocab_size"])}, unk_token="w1"))
     words.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     words.decoder = decoders.WordPiece()  # joins words with spaces
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=words, eos_token="w0", unk_token="w1", pad_token="w2")
@@ -86,7 +92,7 @@ def recipe_file(args: argparse.Namespace, model: Path, adapter: str, out: Path) 
     """The arithmetic GRPO recipe at this benchmark's settings."""
     data = yaml.safe_load(RECIPE.read_text())
     data["model"] = str(model)
-    data["adapter"] = {"type": "full"} if adapter == "full" else {**data["adapter"], "type": "lora"}
+    data["adapter"] = {"type": "full"} if adapter == "full" else {**data["adapter"], "type": adapter}
     data["roles"][0]["n"] = args.group
     data["verifier"] = {"name": "regex", "pattern": PATTERN}
     data["generator"] |= {"temperature": 1.0, "max_new_tokens": args.max_new_tokens,
@@ -200,8 +206,13 @@ def run_trl(args: argparse.Namespace, model: Path, adapter: str, out: Path) -> d
         disable_dropout=True, bf16=cuda, gradient_checkpointing=False, use_cpu=not cuda, report_to="none",
         save_strategy="no", logging_steps=1, seed=recipe.loop.seed, disable_tqdm=True,
     )  # fmt: skip
+    if adapter == "qlora":  # the same 4-bit NF4 quantisation our loader applies (selfimprove/models/loading.py)
+        from transformers import BitsAndBytesConfig
+
+        config.model_init_kwargs = {"dtype": torch.bfloat16, "quantization_config": BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)}  # fmt: skip
     peft = None
-    if adapter == "lora":
+    if adapter in ("lora", "qlora"):
         peft = LoraConfig(r=recipe.adapter.r, lora_alpha=recipe.adapter.alpha, target_modules="all-linear",
                           task_type="CAUSAL_LM")  # fmt: skip
     trainer = GRPOTrainer(model=str(model), reward_funcs=reward, args=config, train_dataset=dataset,
@@ -216,29 +227,94 @@ def run_trl(args: argparse.Namespace, model: Path, adapter: str, out: Path) -> d
     }
 
 
-def side(name: str, adapter: str, model: Path, out: Path) -> dict:
+def missing(name: str, adapter: str) -> str | None:
+    """Why a side cannot run here, before it starts (None: it can)."""
+    import importlib.util
+
+    import torch
+
+    needs = ["trl", "datasets"] if name == "trl" else []
+    if adapter == "qlora":
+        if not torch.cuda.is_available():
+            return "QLoRA needs CUDA"
+        needs.append("bitsandbytes")
+    absent = [module for module in needs if importlib.util.find_spec(module) is None]
+    return f"not installed: {', '.join(absent)}" if absent else None
+
+
+def side(name: str, adapter: str, model: Path, out: Path, timeout: float) -> dict:
+    """One side's figures from its own process, or ``{"skipped": why}`` / ``{"error": what}``."""
+    reason = missing(name, adapter) or (None if timeout >= 5 else "out of the benchmark's time budget")
+    if reason:
+        return {"skipped": reason}
     out.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, __file__, "--side", name, "--adapter", adapter, "--model", str(model),
                "--out", str(out), *sys.argv[1:]]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, env=os.environ)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, env=os.environ, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
     if result.returncode != 0:
-        sys.exit(f"{name} ({adapter}) failed:\n{result.stderr[-4000:]}")
+        return {"error": f"exit {result.returncode}: {result.stderr.strip()[-1500:]}"}
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def peak_tflops(given: float | None) -> tuple[float | None, str]:
+    """The device's dense bf16 peak: given, or NVIDIA's figure for the card; none on CPU (no MFU there)."""
+    import torch
+
+    if given:
+        return given, "given"
+    if not torch.cuda.is_available():
+        return None, "CPU: no MFU"
+    name = torch.cuda.get_device_name()
+    if "H100" in name and "PCIe" in name:
+        return 756.0, f"{name}: H100 PCIe dense bf16"
+    if "H100" in name or "H200" in name:
+        return 989.0, f"{name}: H100 SXM / H200 dense bf16"
+    return 312.0, f"{name}: unknown card, A100's dense bf16 assumed (pass --peak-tflops)"
+
+
+def compare(args: argparse.Namespace, adapter: str, ours: dict, trl: dict, n: int, peak: float | None) -> dict:
+    """The adapter's figures, both sides', and the line printed for them."""
+    line = f"{adapter}:"
+    if "seconds_per_step" in ours:
+        backward = 4 if adapter == "full" else 2  # LoRA: gradients of the activations only
+        ours["mfu"] = ours["update_tokens_per_second"] * (2 + backward) * n / (peak * 1e12) if peak else None
+        mfu = f"{ours['mfu']:.1%}" if peak else "n/a"
+        line += (f" ours {ours['seconds_per_step']:.2f} s/step, generation {ours['generation_tokens_per_second']:.0f}"
+                 f" tok/s, update {ours['update_tokens_per_second']:.0f} tok/s, MFU {mfu}, peak"
+                 f" {ours['peak_memory_gib']:.1f} GiB;")  # fmt: skip
+    else:
+        line += f" ours {next(iter(ours))}: {next(iter(ours.values()))[:300]};"
+    if "seconds_per_step" in trl:
+        line += (f" TRL {trl['seconds_per_step']:.2f} s/step, generation {trl['generation_tokens_per_second']:.0f}"
+                 f" tok/s, peak {trl['peak_memory_gib']:.1f} GiB")  # fmt: skip
+    else:
+        line += f" TRL {next(iter(trl))}: {next(iter(trl.values()))[:300]}"
+    figures = {"ours": ours, "trl": trl, "line": line}
+    if "seconds_per_step" in ours and "seconds_per_step" in trl:
+        figures["time_ratio"] = ours["seconds_per_step"] / trl["seconds_per_step"]
+        figures["line"] += f"; time_ratio {figures['time_ratio']:.2f}"
+    return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shape", choices=list(SHAPES), default="qwen2.5-0.5b")
-    parser.add_argument("--adapters", default="lora,full", help="comma-separated: lora, full")
+    parser.add_argument("--adapters", default="lora,full", help="comma-separated: lora, full, qlora")
     parser.add_argument("--steps", type=int, default=3, help="timed steps, after one warm-up step")
     parser.add_argument("--prompts", type=int, default=64)
     parser.add_argument("--group", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--micro-tokens", type=int, default=8192, help="ours: tokens per forward/backward pass")
     parser.add_argument("--trl-micro-batch", type=int, default=16, help="TRL: completions per forward/backward")
-    parser.add_argument("--peak-tflops", type=float, default=790.0, help="the device's dense bf16 peak")
+    parser.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak (default: from its name)")
+    parser.add_argument("--side-timeout", type=float, default=1800, help="seconds each side may run")
+    parser.add_argument("--budget", type=float, default=float("inf"), help="seconds for every side together")
+    parser.add_argument("--json", help="write every figure here, after each side")
     parser.add_argument("--side", choices=["ours", "trl"])
-    parser.add_argument("--adapter", choices=["lora", "full"])
+    parser.add_argument("--adapter", choices=["lora", "full", "qlora"])
     parser.add_argument("--model")
     parser.add_argument("--out")
     args = parser.parse_args()
@@ -253,25 +329,39 @@ def main() -> None:
     import torch
 
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU (a check of the script, no figures)"
+    peak, peak_source = peak_tflops(args.peak_tflops)
     print(f"device: {device}; shape {args.shape}; {args.prompts} prompts x {args.group} completions of "
-          f"{args.max_new_tokens} new tokens per step; {args.steps} timed steps after one warm-up")  # fmt: skip
-    ratios = []
+          f"{args.max_new_tokens} new tokens per step; {args.steps} timed steps after one warm-up; "
+          f"peak {peak or 0:.0f} TFLOP/s ({peak_source})", flush=True)  # fmt: skip
+    report: dict = {"device": device, "shape": args.shape, "peak_tflops": peak, "peak_source": peak_source,
+                    "work": {"prompts": args.prompts, "group": args.group, "max_new_tokens": args.max_new_tokens,
+                             "timed_steps": args.steps}, "adapters": {}}  # fmt: skip
+
+    def save() -> None:
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=2))
+
+    deadline = time.perf_counter() + args.budget
+
+    def timeout() -> float:
+        return min(args.side_timeout, deadline - time.perf_counter())
+
     with tempfile.TemporaryDirectory() as tmp:
         model = Path(tmp) / "model"
         build_model(args.shape, model)
         n = matmul_weights(model)
         for adapter in args.adapters.split(","):
-            ours = side("ours", adapter, model, Path(tmp) / adapter / "ours")
-            trl = side("trl", adapter, model, Path(tmp) / adapter / "trl")
-            backward = 2 if adapter == "lora" else 4  # LoRA: gradients of the activations only
-            mfu = ours["update_tokens_per_second"] * (2 + backward) * n / (args.peak_tflops * 1e12)
-            print(f"{adapter}: s/step ours {ours['seconds_per_step']:.2f}, TRL {trl['seconds_per_step']:.2f}; "
-                  f"generation tokens/s ours {ours['generation_tokens_per_second']:.0f}, "
-                  f"TRL {trl['generation_tokens_per_second']:.0f}; "
-                  f"update tokens/s ours {ours['update_tokens_per_second']:.0f}, MFU {mfu:.1%}; "
-                  f"peak memory GiB ours {ours['peak_memory_gib']:.1f}, TRL {trl['peak_memory_gib']:.1f}")  # fmt: skip
-            ratios.append(ours["seconds_per_step"] / trl["seconds_per_step"])
-    print(f"time_ratio={sum(ratios) / len(ratios):.2f}")
+            ours = side("ours", adapter, model, Path(tmp) / adapter / "ours", timeout())
+            report["adapters"][adapter] = {"ours": ours}
+            save()
+            trl = side("trl", adapter, model, Path(tmp) / adapter / "trl", timeout())
+            report["adapters"][adapter] = compare(args, adapter, ours, trl, n, peak)
+            save()
+            print(report["adapters"][adapter]["line"], flush=True)
+    ratios = [a["time_ratio"] for a in report["adapters"].values() if "time_ratio" in a]
+    report["time_ratio"] = sum(ratios) / len(ratios) if ratios else None
+    save()
+    print(f"time_ratio={report['time_ratio']:.2f}" if ratios else "time_ratio=n/a (no adapter ran on both sides)")
 
 
 if __name__ == "__main__":
