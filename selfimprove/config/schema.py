@@ -132,6 +132,15 @@ class Loop:
 
 
 OFFLINE_LOOP_KEYS = ("iterations", "init", "replay")
+
+
+@dataclass
+class TrainerSettings:
+    """How an online run's trainer spreads the model over the processes: ``none`` (DDP, every process holds the
+    whole model, its gradients and optimizer state) or ``fsdp`` (each holds a slice of them: PyTorch FSDP2, see
+    ``selfimprove.training.sharding`` and docs/scaling.md)."""
+
+    sharding: Literal["none", "fsdp"] = "none"
 ONLINE_LOOP_KEYS = ("steps", "batch_size", "eval_every", "save_every", "keep_last", "max_failed_rewards")
 
 
@@ -181,6 +190,7 @@ class Recipe:
     loop: Loop = field(default_factory=Loop)
     logging: Logging = field(default_factory=Logging)
     buffers: list[BufferSpec] = field(default_factory=list)
+    trainer: TrainerSettings = field(default_factory=TrainerSettings)
     name: str = ""
     description: str = ""
     source: str = field(default="", metadata={"internal": True})
@@ -508,6 +518,32 @@ def _check_vllm_engines(recipe: Recipe, b: _Builder) -> None:
                       "model: reference or generator: hf")  # fmt: skip
 
 
+def _check_sharding(recipe: Recipe, b: _Builder) -> None:
+    """``trainer.sharding: fsdp`` needs the online trainer, weights FSDP can slice, a generator that takes gathered
+    weights, and no judge generating from the live or starting weights (its calls differ between processes)."""
+    if recipe.trainer.sharding == "none":
+        return
+    where = ("trainer", "sharding")
+    if not recipe.online:
+        b.problem(where, "shards the online trainer (loop.mode: online); offline updaters (sft, dpo) shard through "
+                  "an accelerate config: accelerate launch --config_file fsdp.yaml ...")  # fmt: skip
+        return
+    if recipe.adapter.type == "qlora":
+        b.problem(("adapter", "type"), "QLoRA's 4-bit weights cannot be sharded by FSDP: use lora or full with "
+                  "trainer.sharding: fsdp")  # fmt: skip
+    generator = registry.get("generator", recipe.generator.name)
+    if not getattr(generator, "gathers", False):
+        b.problem(("generator", "name"), f"generator {recipe.generator.name} cannot generate from sharded weights "
+                  "(trainer.sharding: fsdp): use hf or vllm")  # fmt: skip
+    judges = [(("verifier",), recipe.verifier), (("eval", "verifier"), recipe.eval.verifier)]
+    for i, role in enumerate(recipe.roles):
+        judges += [(("roles", i, "verifiers", j), v) for j, v in enumerate(role.verifiers or [])]
+    for path, spec in judges:
+        if spec is not None and spec.name == "judge" and spec.args.get("model") in ("policy", "reference"):
+            b.problem((*path, "model"), f"a judge on the run's own weights ({spec.args['model']}) is not supported "
+                      "under trainer.sharding: fsdp: judge with another model")  # fmt: skip
+
+
 def _check_source(spec: Component, path: KeyPath, earlier: list[str], buffers: list[str], b: _Builder) -> None:
     source = _built(spec)
     if source is None:
@@ -544,6 +580,7 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     _check_roles(recipe, b)
     _check_mode(recipe, b)
     _check_vllm_engines(recipe, b)
+    _check_sharding(recipe, b)
     from selfimprove.tracking import missing_packages
 
     for backend, message in missing_packages(recipe.logging).items():

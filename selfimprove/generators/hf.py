@@ -9,7 +9,7 @@ from typing import Any
 from selfimprove.errors import UserError
 from selfimprove.generators import Output, Request
 from selfimprove.models import Policy
-from selfimprove.models.live import LivePolicy, as_live
+from selfimprove.models.live import LivePolicy, as_live, generation_model
 from selfimprove.progress import Tracker
 from selfimprove.prompts import render_chat
 
@@ -76,6 +76,7 @@ class HFGenerator:
     """Batched sampling with transformers (left padding, chat template, stop strings, seeded batches)."""
 
     live = True  # samples from weights in memory: an online run's live policy
+    gathers = True  # takes sharded weights through generation_model (trainer.sharding: fsdp)
 
     def __init__(
         self,
@@ -159,10 +160,16 @@ class HFGenerator:
         tracker: Tracker,
         shard: tuple[int, int] = (0, 1),
     ) -> Iterator[list[Output]]:
+        live = as_live(policy)
+        with generation_model(live) as model:  # gathered for the call when the trainer's weights are sharded
+            yield from self._sample(model, live.tokenizer, requests, seed, done, tracker, shard)
+
+    def _sample(
+        self, model: Any, tokenizer: Any, requests: list[Request], seed: int, done: set[str], tracker: Tracker,
+        shard: tuple[int, int],
+    ) -> Iterator[list[Output]]:
         import torch
 
-        live = as_live(policy)
-        model, tokenizer = live.inference_model(), live.tokenizer
         texts = [render_chat(tokenizer, r.messages) for r in requests]
         encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
         if self.max_prompt_tokens:

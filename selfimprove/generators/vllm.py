@@ -35,9 +35,8 @@ from __future__ import annotations
 
 import os
 import random
-import re
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,31 +47,7 @@ from selfimprove.generators import Output, Request
 from selfimprove.models import Policy
 from selfimprove.models.live import LivePolicy, as_live
 from selfimprove.progress import Tracker
-
-_PEFT_PREFIX = re.compile(r"^base_model\.model\.")
-
-
-def checkpoint_names(model: Any, adapted_only: bool = False) -> Iterator[tuple[str, torch.Tensor]]:
-    """``(name, tensor)`` in the names of the model's own checkpoint, which vLLM's ``load_weights`` maps onto its
-    fused layers itself (q, k, v into one ``qkv_proj``). A PEFT model gives its merged weights: each adapted layer's
-    ``W + scale * B A`` under the base layer's name, the LoRA matrices left out; the rest as they are, or not at all
-    with ``adapted_only`` (frozen, they never change from what the engine loaded)."""
-    from peft.tuners.lora import LoraLayer
-
-    adapted = {name: module for name, module in model.named_modules() if isinstance(module, LoraLayer)}
-    for name, param in model.named_parameters():
-        if ".lora_" in name:
-            continue
-        owner = name.rsplit(".base_layer.", 1)[0] if ".base_layer." in name else None
-        if owner in adapted and name.endswith(".base_layer.weight"):
-            layer = adapted[owner]
-            delta = layer.get_delta_weight(layer.active_adapters[0])
-            param = (param.float() + delta.float()).to(param.dtype)  # one rounding: small early updates survive
-        elif adapted_only:
-            continue
-        clean = _PEFT_PREFIX.sub("", name).replace(".base_layer.", ".")
-        yield clean, param.detach()
-
+from selfimprove.training.weights import checkpoint_names
 
 def buckets(weights: Iterable[tuple[str, torch.Tensor]], max_bytes: int) -> Iterator[list[tuple[str, torch.Tensor]]]:
     """Consecutive groups of weights of at most ``max_bytes`` each (a tensor larger than that goes alone): one push
@@ -230,6 +205,7 @@ class VLLMGenerator:
     """vLLM generation colocated with the trainer, weights pushed from the live policy (not yet run on a GPU)."""
 
     live = True
+    gathers = True  # the weight push takes the trainer's gathered weights (trainer.sharding: fsdp)
 
     def __init__(
         self,
@@ -322,13 +298,13 @@ class VLLMGenerator:
         if not engine.sync.needs_push(key):
             return
         if isinstance(live, TrainedPolicy):  # the trained model itself: LoRA merged on the fly, no merged copy
-            model = live.trainer.model
-            partial = hasattr(model, "peft_config") and engine.sync.holds_live_policy()
-            names = checkpoint_names(model, adapted_only=partial)
+            partial = live.trainer.adapter.type != "full" and engine.sync.holds_live_policy()
+            gathered = live.trainer.gathered()  # whole parameters while they are pushed (sharded: all-gathered)
         else:
-            partial, names = False, checkpoint_names(live.inference_model())
-        groups = list(buckets(names, self.bucket_mb * 2**20))
-        loaded, expected = self.load(engine, groups)
+            partial, gathered = False, nullcontext(live.inference_model())
+        with gathered as model:
+            groups = list(buckets(checkpoint_names(model, adapted_only=partial), self.bucket_mb * 2**20))
+            loaded, expected = self.load(engine, groups)
         if not partial and loaded is not None and expected - loaded:
             missing = sorted(expected - loaded)
             raise RuntimeError(f"vllm: the weight push left {len(missing)} of the engine's parameters unloaded "

@@ -97,7 +97,7 @@ class OnlineRunner:
         self.start()
         self.trainer = Trainer(
             resolve(self.recipe.model), self.recipe.adapter, self.recipe.updater.build(), seed=self.seed,
-            total_steps=self.loop.steps,
+            total_steps=self.loop.steps, sharding=self.recipe.trainer.sharding,
         )  # fmt: skip
         start = self.restore()
         evals = self.procs.on_main(lambda: {s: self.run.read_json(f"{step_dir(s)}/eval.json")
@@ -229,7 +229,8 @@ class OnlineRunner:
         return results
 
     def save(self, step: int) -> None:
-        tmp = checkpoints.begin(self.run.root, step) if self.is_main else checkpoints.path(self.run.root, step)
+        # every process writes its slices of a sharded trainer's state into the folder the main process made
+        tmp = Path(self.procs.on_main(lambda: str(checkpoints.begin(self.run.root, step))))
         self.trainer.save(tmp)
         if self.is_main:
             state = {"step": step, "buffers": {name: b.state_dict() for name, b in self.buffers.items()}}

@@ -8,6 +8,8 @@ evaluation; an online run's trainer hands out a view of its live weights (``self
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol, runtime_checkable
 
 from selfimprove.models import Policy
@@ -62,3 +64,16 @@ class LoadedPolicy:
 
 def as_live(policy: Policy | LivePolicy) -> LivePolicy:
     return LoadedPolicy(policy) if isinstance(policy, Policy) else policy
+
+
+@contextmanager
+def generation_model(live: LivePolicy) -> Iterator[Any]:
+    """``live.inference_model()`` for the block; a policy that offers ``gathered()`` (the trainer's, whose weights
+    may be sharded over the processes) gathers its weights for the block and frees them after. Every process must
+    enter it when the weights are sharded."""
+    gathered = getattr(live, "gathered", None)
+    if gathered is None:
+        yield live.inference_model()
+        return
+    with gathered() as model:
+        yield model

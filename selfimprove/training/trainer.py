@@ -16,6 +16,11 @@ One step:
    split into micro-batches by a token budget whose gradients accumulate; under ``accelerate launch`` each process
    takes a share of every minibatch and DDP averages the gradients, which gives the single-process update.
 
+With ``sharding="fsdp"`` (``trainer.sharding: fsdp`` in the recipe) the policy, the full fine-tuning reference and
+PPO's value head are sharded over the processes instead (``training.sharding``): each keeps a slice of the
+parameters, gradients and optimizer moments; generation gathers the weights (``TrainedPolicy.gathered``), and a
+checkpoint adds the sharded state (torch.distributed.checkpoint) to the consolidated policy folder.
+
 The learning rate follows the schedule over the run's steps (one scheduler step per online step).
 """
 
@@ -24,7 +29,8 @@ from __future__ import annotations
 import random
 import time
 import warnings
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +39,7 @@ import torch
 from selfimprove.config.schema import Adapter
 from selfimprove.objectives.losses import importance_weights, role_sequence_weights
 from selfimprove.records import Example
+from selfimprove.training import sharding as fsdp
 from selfimprove.training.actor import Actor, disable_dropout, model_inputs
 from selfimprove.training.tokens import collate, encode, micro_batches, pad_rows
 from selfimprove.updaters.policy_gradient import PolicyGradient, RolloutBatch
@@ -42,7 +49,10 @@ POLICY = "policy"
 
 
 class Trainer:
-    def __init__(self, base: str, adapter: Adapter, objective: PolicyGradient, *, seed: int, total_steps: int):
+    def __init__(
+        self, base: str, adapter: Adapter, objective: PolicyGradient, *, seed: int, total_steps: int,
+        sharding: str = "none",
+    ):  # fmt: skip
         from accelerate import Accelerator
         from transformers import get_scheduler, set_seed
 
@@ -51,6 +61,8 @@ class Trainer:
         cuda = torch.cuda.is_available()
         self.accelerator = Accelerator(cpu=not cuda, mixed_precision="bf16" if cuda else "no")
         self.base, self.adapter, self.objective, self.seed = base, adapter, objective, seed
+        self.sharding = sharding  # "fsdp": checkpoints carry the sharded state, whatever the number of processes
+        self.sharded = sharding == "fsdp" and self.accelerator.num_processes > 1  # one process: nothing to shard
         self.tokenizer = load_tokenizer(base)
         set_seed(seed)  # before the adapter and the value head are created
         model = load_for_training(base, adapter, None)
@@ -60,6 +72,12 @@ class Trainer:
         self.reference: Actor | None = None
         if objective.needs_reference() and adapter.type == "full":
             self.reference = Actor(_frozen_copy(base), objective.temperature)
+        if sharding == "fsdp":
+            actor.to(self.accelerator.device)  # the value head (accelerate's prepare moves it otherwise)
+        if self.sharded:
+            fsdp.shard(actor, bf16=cuda)
+            if self.reference is not None:
+                fsdp.shard(self.reference, bf16=cuda)
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizers = [torch.optim.AdamW(trainable, lr=objective.learning_rate, weight_decay=objective.weight_decay)]
         if head is not None:
@@ -69,7 +87,10 @@ class Trainer:
                           num_training_steps=max(total_steps, 1))
             for o in optimizers
         ]  # fmt: skip
-        self.actor, *self.optimizers = self.accelerator.prepare(actor, *optimizers)
+        if sharding == "fsdp":
+            self.actor, self.optimizers = actor, optimizers
+        else:
+            self.actor, *self.optimizers = self.accelerator.prepare(actor, *optimizers)
         self.optimizer_steps = 0  # over the whole run: PPO's critic warm-up counts them
         self.version = 0  # the number of updates so far: what a generator checks to see the weights moved
         self.policy = TrainedPolicy(self)
@@ -78,6 +99,16 @@ class Trainer:
     def model(self) -> Any:
         """The policy model itself (PEFT or plain), outside any DDP wrapper."""
         return self.accelerator.unwrap_model(self.actor).policy
+
+    @contextmanager
+    def gathered(self) -> Iterator[Any]:
+        """The policy model (PEFT or plain) with its whole parameters for the block: under FSDP all-gathered (in
+        bf16 on CUDA) and freed after; else the model as it is. Collective: every process must enter it."""
+        if not self.sharded:
+            yield self.model
+            return
+        with fsdp.gathered(self.actor):
+            yield self.model
 
     # -- one update ----------------------------------------------------------------------------------------------
     def step(self, examples: list[Example], seed: int) -> dict[str, float]:
@@ -156,8 +187,12 @@ class Trainer:
         lengths = [len(p) + len(c) for p, c in zip(prompts, completions, strict=True)]
         mine = list(range(accelerator.process_index, len(prompts), accelerator.num_processes))
         scored: list[tuple[int, torch.Tensor, torch.Tensor | None]] = []
-        for rows in micro_batches(mine, lengths, self.objective.max_tokens_per_micro_batch, prompts):
-            inputs = collate([prompts[i] for i in rows], [completions[i] for i in rows], pad_id)
+        parts = micro_batches(mine, lengths, self.objective.max_tokens_per_micro_batch, prompts)
+        if self.sharded:  # FSDP's forwards are collectives: as many on every process, the extra ones discarded
+            parts += [[]] * (fsdp.pad_forward_count(len(parts), accelerator.num_processes, accelerator.device)
+                             - len(parts))  # fmt: skip
+        for rows in parts:
+            inputs = collate([prompts[i] for i in rows or [0]], [completions[i] for i in rows or [0]], pad_id)
             with accelerator.autocast():
                 logps, values = actor(**model_inputs(inputs, accelerator.device))
             for k, i in enumerate(rows):
@@ -210,7 +245,7 @@ class Trainer:
                 parts += [[]] * (count - len(parts))
                 for k, rows in enumerate(parts):
                     start = time.perf_counter()
-                    with nullcontext() if k == count - 1 else accelerator.no_sync(actor):
+                    with nullcontext() if k == count - 1 or self.sharded else accelerator.no_sync(actor):
                         scale = 1.0 if rows else 0.0  # an empty share: a zero-weight pass for DDP
                         with accelerator.autocast():
                             loss, stats = o.loss(
@@ -225,7 +260,10 @@ class Trainer:
                     for p in actor.parameters():
                         if p.requires_grad and p.grad is None:
                             p.grad = torch.zeros_like(p)
-                if o.max_grad_norm:
+                if o.max_grad_norm and self.sharded:
+                    norm = torch.nn.utils.clip_grad_norm_(actor.parameters(), o.max_grad_norm)
+                    grad_norms.append(fsdp.full_norm(norm))
+                elif o.max_grad_norm:
                     grad_norms.append(accelerator.clip_grad_norm_(actor.parameters(), o.max_grad_norm))
                 actor_optimizer, *critic = self.optimizers
                 if not warm:
@@ -255,38 +293,84 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Everything but the policy's weights (saved as a standard PEFT adapter or HF model folder)."""
-        head = self.accelerator.unwrap_model(self.actor).value_head
-        return {
-            "optimizers": [o.state_dict() for o in self.optimizers],
+        """Everything but the policy's weights (saved as a standard PEFT adapter or HF model folder); under
+        ``sharding="fsdp"`` the optimizers and the value head are in the sharded state instead (``save``)."""
+        state: dict[str, Any] = {
             "schedulers": [s.state_dict() for s in self.schedulers],
-            "value_head": head.state_dict() if head is not None else None,
             "optimizer_steps": self.optimizer_steps,
             "version": self.version,
             "rng": rng_state(),
         }
+        if self.sharding != "fsdp":
+            head = self.accelerator.unwrap_model(self.actor).value_head
+            state["optimizers"] = [o.state_dict() for o in self.optimizers]
+            state["value_head"] = head.state_dict() if head is not None else None
+        return state
 
     def save(self, directory: Path) -> None:
-        """``directory/policy`` (PEFT adapter or HF model, with the tokenizer) and ``directory/trainer.pt``.
-        Only the main process writes; every process must call it."""
+        """``directory/policy`` (PEFT adapter or HF model, with the tokenizer) and ``directory/trainer.pt``; under
+        ``sharding="fsdp"`` also ``directory/sharded`` (torch.distributed.checkpoint: every process writes its
+        slices of the trained parameters, value head included, and of the optimizers' moments), from which a run
+        resumes with any number of processes. Every process must call it, with the same ``directory``."""
         self.accelerator.wait_for_everyone()
+        policy = None
+        if self.sharding == "fsdp":
+            import torch.distributed.checkpoint as dcp
+
+            policy = self._full_policy_state()
+            dcp.save(self._sharded_state(), checkpoint_id=directory / fsdp.DISTRIBUTED)
         if self.accelerator.is_main_process:
-            self.model.save_pretrained(directory / POLICY)
+            self.model.save_pretrained(directory / POLICY, state_dict=policy)
             self.tokenizer.save_pretrained(directory / POLICY)
             torch.save(self.state_dict(), directory / STATE)
         self.accelerator.wait_for_everyone()
 
+    def _sharded_state(self) -> dict[str, Any]:
+        """The trainable parameters and the optimizers' state, keyed by parameter name (so that they reshard to
+        another number of processes); LoRA's frozen base weights are left out (the base model has them)."""
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+        model, optimizers = get_state_dict(
+            self.actor, self.optimizers, options=StateDictOptions(ignore_frozen_params=True)
+        )
+        return {"model": model, "optimizers": optimizers}
+
+    def _full_policy_state(self) -> dict[str, torch.Tensor]:
+        """The policy's whole trained weights on the main process's CPU (gathered; collective)."""
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
+        state = get_model_state_dict(self.actor, options=options)
+        prefix = "policy."
+        return {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+
     def load(self, directory: Path) -> None:
         """Continue from a checkpoint ``save`` wrote: weights, optimizers, schedules, value head, counters."""
-        load_weights(self.model, directory / POLICY, self.adapter.type != "full")
         state = torch.load(directory / STATE, map_location="cpu", weights_only=False)
-        for optimizer, saved in zip(self.optimizers, state["optimizers"], strict=True):
-            optimizer.load_state_dict(saved)
+        sharded = directory / fsdp.DISTRIBUTED
+        if sharded.is_dir() != (self.sharding == "fsdp"):
+            from selfimprove.errors import UserError
+
+            raise UserError(f"{directory} was written with another trainer.sharding than this run's "
+                            f"({self.sharding}): resume with the sharding it was written with")  # fmt: skip
+        if self.sharding == "fsdp":
+            import torch.distributed.checkpoint as dcp
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
+            saved = self._sharded_state()
+            dcp.load(saved, checkpoint_id=sharded)
+            set_state_dict(self.actor, self.optimizers, model_state_dict=saved["model"],
+                           optim_state_dict=saved["optimizers"],
+                           options=StateDictOptions(ignore_frozen_params=True, strict=False))  # fmt: skip
+        else:
+            load_weights(self.model, directory / POLICY, self.adapter.type != "full")
+            for optimizer, saved in zip(self.optimizers, state["optimizers"], strict=True):
+                optimizer.load_state_dict(saved)
+            head = self.accelerator.unwrap_model(self.actor).value_head
+            if head is not None:
+                head.load_state_dict(state["value_head"])
         for scheduler, saved in zip(self.schedulers, state["schedulers"], strict=True):
             scheduler.load_state_dict(saved)
-        head = self.accelerator.unwrap_model(self.actor).value_head
-        if head is not None:
-            head.load_state_dict(state["value_head"])
         self.optimizer_steps, self.version = state["optimizer_steps"], state["version"]
         set_rng_state(state["rng"])
 
@@ -304,12 +388,15 @@ class TrainedPolicy:
         self._merged: Any = None
         self._synced = -1
         self._reference: StartingPolicy | None = None
+        self._gathered: fsdp.GatheredModel | None = None
 
     @property
     def version(self) -> int:
         return self.trainer.version
 
     def inference_model(self) -> Any:
+        if self.trainer.sharded:
+            raise RuntimeError("the trainer's weights are sharded: generate inside TrainedPolicy.gathered()")
         model = self.trainer.model
         if self.trainer.adapter.type != "lora":
             return model.eval()
@@ -321,6 +408,18 @@ class TrainedPolicy:
             self._merged.sync()
             self._synced = self.version
         return self._merged.model
+
+    @contextmanager
+    def gathered(self) -> Iterator[Any]:
+        """The model to generate with for the block (``models.live.generation_model``): ``inference_model()``, or
+        under FSDP a plain model given the gathered weights (LoRA merged), emptied after. Collective under FSDP."""
+        if not self.trainer.sharded:
+            yield self.inference_model()
+            return
+        if self._gathered is None:
+            self._gathered = fsdp.GatheredModel(self.trainer.model)
+        with self.trainer.gathered() as model, self._gathered.filled(model) as plain:
+            yield plain
 
     def reference(self) -> StartingPolicy:
         """The frozen starting model as a policy generators sample from (LSP's self-reward judge)."""
@@ -342,6 +441,10 @@ class StartingPolicy:
     def inference_model(self) -> Any:
         if self._model is None:
             kind = self.trainer.adapter.type
+            if self.trainer.sharded:
+                from selfimprove.errors import UserError
+
+                raise UserError("the starting model as a judge is not available under trainer.sharding: fsdp")
             if kind == "qlora":
                 from selfimprove.errors import UserError
 
