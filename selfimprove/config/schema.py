@@ -132,6 +132,7 @@ class Loop:
 
 
 OFFLINE_LOOP_KEYS = ("iterations", "init", "replay")
+ONLINE_LOOP_KEYS = ("steps", "batch_size", "eval_every", "save_every", "keep_last", "max_failed_rewards")
 
 
 @dataclass
@@ -141,7 +142,6 @@ class TrainerSettings:
     ``selfimprove.training.sharding`` and docs/scaling.md)."""
 
     sharding: Literal["none", "fsdp"] = "none"
-ONLINE_LOOP_KEYS = ("steps", "batch_size", "eval_every", "save_every", "keep_last", "max_failed_rewards")
 
 
 @dataclass

@@ -167,7 +167,7 @@ class HFGenerator:
     def _sample(
         self, model: Any, tokenizer: Any, requests: list[Request], seed: int, done: set[str], tracker: Tracker,
         shard: tuple[int, int],
-    ) -> Iterator[list[Output]]:
+    ) -> Iterator[list[Output]]:  # fmt: skip
         import torch
 
         texts = [render_chat(tokenizer, r.messages) for r in requests]

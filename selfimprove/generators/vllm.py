@@ -49,6 +49,7 @@ from selfimprove.models.live import LivePolicy, as_live
 from selfimprove.progress import Tracker
 from selfimprove.training.weights import checkpoint_names
 
+
 def buckets(weights: Iterable[tuple[str, torch.Tensor]], max_bytes: int) -> Iterator[list[tuple[str, torch.Tensor]]]:
     """Consecutive groups of weights of at most ``max_bytes`` each (a tensor larger than that goes alone): one push
     per group instead of one per tensor, which a peer measured at 0.6 s against 0.15 s for a 0.5B model."""
