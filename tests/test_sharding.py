@@ -125,8 +125,11 @@ def test_sigkill_then_resume_with_the_same_and_another_number_of_processes(tiny_
     reference, killed, fewer = tmp_path / "reference", tmp_path / "killed", tmp_path / "fewer"
     run(_cli(2, reference, tiny_model))
     partial = killed / "step-000004" / "rollouts-solver.jsonl.partial"
-    proc = subprocess.Popen(_cli(2, killed, tiny_model), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=ENV, start_new_session=True)  # fmt: skip  (its own group: torchrun and workers)
+    # a session of its own, so that one SIGKILL reaches torchrun and both workers
+    command = _cli(2, killed, tiny_model)
+    proc = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True
+    )
     deadline = time.monotonic() + 300
     try:
         while not (partial.exists() and partial.read_text().count("\n") >= 2):

@@ -62,7 +62,8 @@ class Trainer:
         self.accelerator = Accelerator(cpu=not cuda, mixed_precision="bf16" if cuda else "no")
         self.base, self.adapter, self.objective, self.seed = base, adapter, objective, seed
         self.sharding = sharding  # "fsdp": checkpoints carry the sharded state, whatever the number of processes
-        self.sharded = sharding == "fsdp" and self.accelerator.num_processes > 1  # one process: nothing to shard
+        # sharded within a process group: one process alone keeps the whole model (nothing to shard)
+        self.sharded = sharding == "fsdp" and torch.distributed.is_available() and torch.distributed.is_initialized()
         self.tokenizer = load_tokenizer(base)
         set_seed(seed)  # before the adapter and the value head are created
         model = load_for_training(base, adapter, None)
