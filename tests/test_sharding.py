@@ -125,11 +125,7 @@ def test_sigkill_then_resume_with_the_same_and_another_number_of_processes(tiny_
     reference, killed, fewer = tmp_path / "reference", tmp_path / "killed", tmp_path / "fewer"
     run(_cli(2, reference, tiny_model))
     partial = killed / "step-000004" / "rollouts-solver.jsonl.partial"
-    # a session of its own, so that one SIGKILL reaches torchrun and both workers
-    command = _cli(2, killed, tiny_model)
-    proc = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True
-    )
+    proc = subprocess.Popen(_cli(2, killed, tiny_model), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     deadline = time.monotonic() + 300
     try:
         while not (partial.exists() and partial.read_text().count("\n") >= 2):
@@ -137,8 +133,12 @@ def test_sigkill_then_resume_with_the_same_and_another_number_of_processes(tiny_
             assert time.monotonic() < deadline
             time.sleep(0.005)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        # torchrun starts each worker in a session of its own: SIGKILL the workers, then torchrun
+        workers = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        for pid in [*map(int, workers), proc.pid]:
+            os.kill(pid, signal.SIGKILL)
         proc.wait()
+    assert len(workers) == 2
     assert not (killed / "step-000004" / "rollouts.jsonl").exists(), "killed after the step's generation"
     assert (killed / "checkpoints" / "step-000002" / "sharded").is_dir()
     shutil.copytree(killed, fewer)
