@@ -86,22 +86,28 @@ class GatheredModel:
             source = buffers.get(name, buffer)
             self.model.get_submodule(owner).register_buffer(attr, source.to(base.device), persistent=False)
         self.model.eval().requires_grad_(False)
+        self.model.tie_weights()  # a tied LM head is the embeddings: one parameter, filled once
         self.names = [name for name, _ in self.model.named_parameters()]
 
     @contextmanager
     def filled(self, policy: Any) -> Iterator[Any]:
         """The model holding ``policy``'s whole weights (call inside ``gathered``); back on the meta device after."""
-        weights = dict(checkpoint_names(policy))
+        with torch.no_grad():
+            weights = dict(checkpoint_names(policy))
         self._assign(weights)
         try:
+            empty = [name for name, p in self.model.named_parameters() if p.is_meta]
+            if empty:
+                raise RuntimeError(f"the gathered weights leave {empty[:5]} of the generation model empty")
             yield self.model
         finally:
-            self._assign({name: torch.empty_like(weights[name], device="meta") for name in self.names})
+            self._assign({name: torch.empty_like(t, device="meta") for name, t in weights.items()})
 
     def _assign(self, weights: dict[str, torch.Tensor]) -> None:
         for name in self.names:
-            owner, _, attr = name.rpartition(".")
-            setattr(self.model.get_submodule(owner), attr, torch.nn.Parameter(weights[name], requires_grad=False))
+            if name in weights:  # a tied LM head has no entry of its own: the embeddings' is tied to it after
+                owner, _, attr = name.rpartition(".")
+                setattr(self.model.get_submodule(owner), attr, torch.nn.Parameter(weights[name], requires_grad=False))
         self.model.tie_weights()
 
 
