@@ -152,9 +152,9 @@ def test_sigkill_then_resume_with_the_same_and_another_number_of_processes(tiny_
     assert not list(killed.rglob("*.partial")) and not list(killed.rglob("*.tmp"))
 
     run(_cli(1, fewer, tiny_model))  # one process from the two's sharded checkpoint: the same run, to float error
-    summary_c, records_c, _, tensors_c = _outcome(fewer)
-    assert rounded(summary_c) == rounded(summary_a) and records_c == records_a
-    close(tensors_a, tensors_c)
+    assert rounded(_outcome(fewer)[0]) == rounded(summary_a)
+    assert records(fewer) == records(reference)  # texts, token ids, rewards; floats (entropies) to 5 decimals
+    close(tensors_a, _outcome(fewer)[3])
 
 
 ONLINE = """
