@@ -27,9 +27,24 @@ WORKER = Path(__file__).with_name("fsdp_worker.py")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
+def kill(proc: subprocess.Popen) -> int:
+    """SIGKILL a command and, when it is torchrun, its workers (each in a session of its own, which a signal to
+    torchrun does not reach); how many workers there were."""
+    workers = [int(pid) for pid in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    for pid in [*workers, proc.pid]:
+        os.kill(pid, signal.SIGKILL)
+    proc.wait()
+    return len(workers)
+
+
 def run(args: list[str]) -> None:
-    result = subprocess.run(args, capture_output=True, text=True, timeout=600, env=ENV)
-    assert result.returncode == 0, result.stderr[-4000:]
+    with subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV) as proc:
+        try:
+            _, stderr = proc.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            kill(proc)
+            raise
+    assert proc.returncode == 0, stderr[-4000:]
 
 
 def sharded_state(folder: Path) -> dict:
@@ -133,12 +148,8 @@ def test_sigkill_then_resume_with_the_same_and_another_number_of_processes(tiny_
             assert time.monotonic() < deadline
             time.sleep(0.005)
     finally:
-        # torchrun starts each worker in a session of its own: SIGKILL the workers, then torchrun
-        workers = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-        for pid in [*map(int, workers), proc.pid]:
-            os.kill(pid, signal.SIGKILL)
-        proc.wait()
-    assert len(workers) == 2
+        workers = kill(proc)
+    assert workers == 2
     assert not (killed / "step-000004" / "rollouts.jsonl").exists(), "killed after the step's generation"
     assert (killed / "checkpoints" / "step-000002" / "sharded").is_dir()
     shutil.copytree(killed, fewer)
