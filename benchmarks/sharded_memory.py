@@ -59,7 +59,8 @@ def work(args: argparse.Namespace) -> None:
     objective = GRPO(learning_rate=1e-6, max_completion_length=64)
     trainer = Trainer(resolve(args.model), Adapter(type="full"), objective, seed=0, total_steps=1, sharding=sharding)
     grads: list[int] = []
-    trainer.optimizers[0].register_step_pre_hook(
+    optimizer = getattr(trainer.optimizers[0], "optimizer", trainer.optimizers[0])  # inside accelerate's wrapper
+    optimizer.register_step_pre_hook(
         lambda opt, *_: grads.append(
             sum(local_bytes(p.grad) for g in opt.param_groups for p in g["params"] if p.grad is not None)
         )  # fmt: skip

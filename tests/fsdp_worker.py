@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from selfimprove.config.schema import Adapter
@@ -19,19 +20,27 @@ from selfimprove.updaters.ppo import PPO
 sys.path.insert(0, str(Path(__file__).parent))
 from pg_worker import examples  # noqa: E402
 
+# a system message longer than MIN_SHARED_PREFIX tokens: the rows of a micro-batch share a prefix, which the
+# unsharded actor runs once and the sharded one in every row
+SYSTEM = {"role": "system", "content": "Answer with the number only."}
+
+
+def with_system(step: int) -> list:
+    return [replace(e, prompt=[SYSTEM, *e.prompt]) for e in examples(step)]
+
 
 def main(model: str, out: Path, sharding: str) -> None:
     objectives = {
-        "grpo": lambda: GRPO(learning_rate=1e-2, beta=0.1, epochs=2, mini_batch_size=5, max_tokens_per_micro_batch=40),
+        "grpo": lambda: GRPO(learning_rate=1e-2, beta=0.1, epochs=2, mini_batch_size=5, max_tokens_per_micro_batch=160),
         "ppo": lambda: PPO(learning_rate=1e-2, critic_learning_rate=1e-2, critic_warmup_steps=1, epochs=2,
-                           max_tokens_per_micro_batch=40),
+                           max_tokens_per_micro_batch=160),
     }  # fmt: skip
     texts = {}
     for adapter in (Adapter(type="full"), Adapter(r=4, alpha=8)):
         for name, objective in objectives.items():
             trainer = Trainer(model, adapter, objective(), seed=3, total_steps=2, sharding=sharding)
             for step in range(2):
-                trainer.step(examples(step), seed=step)
+                trainer.step(with_system(step), seed=step)
             trainer.save(out / f"{adapter.type}-{name}")
         # the policy's samples from the gathered weights: each process generates its share of the batches
         requests = [Request(f"r{i}", [{"role": "user", "content": f"{i} + 1 = ?"}]) for i in range(6)]

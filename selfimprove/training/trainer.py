@@ -76,9 +76,9 @@ class Trainer:
         if sharding == "fsdp":
             actor.to(self.accelerator.device)  # the value head (accelerate's prepare moves it otherwise)
         if self.sharded:
-            fsdp.shard(actor, bf16=cuda)
-            if self.reference is not None:
-                fsdp.shard(self.reference, bf16=cuda)
+            for module in filter(None, (actor, self.reference)):
+                module.share_prefix = False
+                fsdp.shard(module, bf16=cuda)
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizers = [torch.optim.AdamW(trainable, lr=objective.learning_rate, weight_decay=objective.weight_decay)]
         if head is not None:
