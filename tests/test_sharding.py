@@ -77,7 +77,9 @@ def test_sharded_trainer_over_two_processes_matches_one_unsharded(tiny_model: st
     start = AutoModelForCausalLM.from_pretrained(tiny_model).state_dict()
     for name in ("full-grpo", "full-ppo", "lora-grpo", "lora-ppo"):
         one, two = tmp_path / "one" / name, tmp_path / "two" / name
-        close(policy_weights(one / "policy"), policy_weights(two / "policy"))
+        # the unsharded actor runs the shared system prompt once, the sharded one in every row: on one process the
+        # two ways differ by up to 2e-5 after these four AdamW steps at lr 1e-2 (float rounding, amplified by Adam)
+        close(policy_weights(one / "policy"), policy_weights(two / "policy"), atol=5e-5)
         assert sorted(p.name for p in (two / "sharded").glob("*.distcp")) == ["__0_0.distcp", "__1_0.distcp"]
         if name.startswith("full"):  # a standard HF folder, which moved away from the start
             trained = AutoModelForCausalLM.from_pretrained(two / "policy").state_dict()
@@ -85,7 +87,7 @@ def test_sharded_trainer_over_two_processes_matches_one_unsharded(tiny_model: st
     heads = torch.load(tmp_path / "one" / "full-ppo" / "trainer.pt", weights_only=False)["value_head"]
     sharded = sharded_state(tmp_path / "two" / "full-ppo" / "sharded")["model"]
     assert heads["weight"].abs().max() > 0
-    torch.testing.assert_close(heads["weight"], sharded["value_head.weight"], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(heads["weight"], sharded["value_head.weight"], rtol=1e-4, atol=5e-5)
     texts = [json.loads(p.read_text()) for p in sorted((tmp_path / "two").glob("texts-*.json"))]
     one_texts = json.loads((tmp_path / "one" / "texts-0.json").read_text())
     assert len(texts) == 2 and all(texts) and texts[0] | texts[1] == one_texts  # each process sampled its share
