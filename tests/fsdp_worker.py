@@ -9,9 +9,12 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import torch
+
 from selfimprove.config.schema import Adapter
 from selfimprove.generators import Request
 from selfimprove.generators.hf import HFGenerator
+from selfimprove.generators.vllm import Engine, VLLMGenerator
 from selfimprove.progress import Tracker
 from selfimprove.training.trainer import Trainer
 from selfimprove.updaters.grpo import GRPO
@@ -29,6 +32,26 @@ def with_system(step: int) -> list:
     return [replace(e, prompt=[SYSTEM, *e.prompt]) for e in examples(step)]
 
 
+class PushRecorder:
+    """A stand-in for vLLM's ``LLM`` and its model that keeps every weight a push loads."""
+
+    def __init__(self) -> None:
+        self.loaded: dict[str, torch.Tensor] = {}
+
+    def apply_model(self, function):
+        return [function(self)]
+
+    def load_weights(self, weights) -> set[str]:
+        self.loaded |= {name: tensor.detach().clone() for name, tensor in weights}
+        return {name for name, _ in weights}
+
+    def named_parameters(self):
+        return [(name, None) for name in self.loaded]
+
+    def reset_prefix_cache(self) -> None:
+        pass
+
+
 def main(model: str, out: Path, sharding: str) -> None:
     objectives = {
         "grpo": lambda: GRPO(learning_rate=1e-2, beta=0.1, epochs=2, mini_batch_size=5, max_tokens_per_micro_batch=160),
@@ -42,6 +65,12 @@ def main(model: str, out: Path, sharding: str) -> None:
             for step in range(2):
                 trainer.step(with_system(step), seed=step)
             trainer.save(out / f"{adapter.type}-{name}")
+            # the vLLM generator's weight push: every process pushes the whole (gathered) weights to its engine
+            generator = VLLMGenerator()
+            engine = Engine(PushRecorder(), generator.settings, 4096)
+            generator.push(engine, trainer.policy)
+            rank = trainer.accelerator.process_index
+            torch.save(engine.llm.loaded, out / f"{adapter.type}-{name}" / f"pushed-{rank}.pt")
         # the policy's samples from the gathered weights: each process generates its share of the batches
         requests = [Request(f"r{i}", [{"role": "user", "content": f"{i} + 1 = ?"}]) for i in range(6)]
         generator = HFGenerator(temperature=1.0, max_new_tokens=6, batch_size=2)

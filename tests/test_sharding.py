@@ -81,6 +81,9 @@ def test_sharded_trainer_over_two_processes_matches_one_unsharded(tiny_model: st
         # two ways differ by up to 2e-5 after these four AdamW steps at lr 1e-2 (float rounding, amplified by Adam)
         close(policy_weights(one / "policy"), policy_weights(two / "policy"), atol=5e-5)
         assert sorted(p.name for p in (two / "sharded").glob("*.distcp")) == ["__0_0.distcp", "__1_0.distcp"]
+        pushed = [torch.load(two / f"pushed-{rank}.pt") for rank in (0, 1)]  # each process's vLLM engine
+        close(pushed[0], pushed[1], atol=0)
+        close(torch.load(one / "pushed-0.pt"), pushed[0], atol=5e-5)
         if name.startswith("full"):  # a standard HF folder, which moved away from the start
             trained = AutoModelForCausalLM.from_pretrained(two / "policy").state_dict()
             assert max((trained[k] - start[k]).abs().max() for k in start) > 1e-3
