@@ -51,7 +51,7 @@ class Actor(torch.nn.Module):
                 }
             else:
                 backbone = self.split[0]
-                cache = backbone(input_ids=prefix_ids, use_cache=True).past_key_values
+                cache = backbone(input_ids=prefix_ids, use_cache=True).cache
                 cache.batch_repeat_interleave(input_ids.size(0))
                 full_mask = torch.cat([torch.ones_like(prefix_ids).expand(input_ids.size(0), -1), attention_mask], 1)
                 inputs = {**inputs, "attention_mask": full_mask, "cache": cache}
