@@ -156,8 +156,10 @@ class Trainer:
         lengths = [len(p) + len(c) for p, c in zip(prompts, completions, strict=True)]
         mine = list(range(accelerator.process_index, len(prompts), accelerator.num_processes))
         scored: list[tuple[int, torch.Tensor, torch.Tensor | None]] = []
-        for rows in micro_batches(mine, lengths, self.objective.max_tokens_per_micro_batch, prompts):
-            inputs = collate([prompts[i] for i in rows], [completions[i] for i in rows], pad_id)
+        o = self.objective
+        grouped = prompts if o.share_prefix else None  # rows of one prompt together, to share its prefix pass
+        for rows in micro_batches(mine, lengths, o.max_tokens_per_micro_batch, grouped):
+            inputs = collate([prompts[i] for i in rows], [completions[i] for i in rows], pad_id, o.min_shared_prefix)
             with accelerator.autocast():
                 logps, values = actor(**model_inputs(inputs, accelerator.device))
             for k, i in enumerate(rows):
@@ -183,7 +185,7 @@ class Trainer:
         # model are all wrong, and this is most of the batch.
         silent = (
             batch.advantages.abs().sum(-1) == 0
-            if o.beta == 0 and not o.uses_critic
+            if o.skip_zero_advantage and o.beta == 0 and not o.uses_critic
             else torch.zeros(n, dtype=torch.bool)
         )
         totals = torch.zeros(5, dtype=torch.float64, device=accelerator.device)  # see PolicyGradient.loss
@@ -203,7 +205,8 @@ class Trainer:
                 warm = o.warming_up(self.optimizer_steps)
                 # a share of the minibatch per process; equal micro-batch counts keep DDP's all-reduces paired
                 active = [i for i in minibatch if not silent[i]]
-                parts = micro_batches(active[rank::world], lengths, o.max_tokens_per_micro_batch, batch.prompts)
+                grouped = batch.prompts if o.share_prefix else None
+                parts = micro_batches(active[rank::world], lengths, o.max_tokens_per_micro_batch, grouped)
                 count = len(parts)
                 if world > 1:
                     count = int(accelerator.gather(torch.tensor([count], device=accelerator.device)).max())
@@ -295,7 +298,8 @@ class TrainedPolicy:
     """The trainer's live weights as a policy generators sample from (``selfimprove.models.live.LivePolicy``).
 
     LoRA (not QLoRA) generates from a merged copy refreshed only when an update has happened since the last
-    sync (``training.merged``); full fine-tuning and QLoRA generate with the trained model itself.
+    sync (``training.merged``), unless the objective's ``merged_generation`` is off; full fine-tuning and QLoRA
+    generate with the trained model itself.
     """
 
     def __init__(self, trainer: Trainer):
@@ -311,7 +315,7 @@ class TrainedPolicy:
 
     def inference_model(self) -> Any:
         model = self.trainer.model
-        if self.trainer.adapter.type != "lora":
+        if self.trainer.adapter.type != "lora" or not self.trainer.objective.merged_generation:
             return model.eval()
         if self._merged is None:
             from selfimprove.training.merged import MergedCopy
