@@ -9,10 +9,10 @@ program can reach holds that channel.
 
 from __future__ import annotations
 
-import re
 import signal
 
 from selfimprove.errors import UserError
+from selfimprove.parsers.fences import last_block
 from selfimprove.records import Rollout, Verdict
 from selfimprove.sandbox import Job, Limits, Result, inline, run_pairs
 from selfimprove.sandbox.plain import NotPlainText, decode
@@ -23,16 +23,13 @@ from selfimprove.verifiers.code_names import program_names, prompt_helpers
 DRIVER, PROGRAM = "selfimprove.verifiers.code_driver", "selfimprove.verifiers.code_program"  # the two harnesses
 STATUSES = ("passed", "failed", "timeout", "memory", "syntax", "error")
 LABELS = ("failed", "syntax", "memory", "error")  # what the tests' process may report besides a pass
-_FENCE = re.compile(r"```[ \t]*(python3?|py)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 
 
 def extract_code(completion: str) -> str:
-    """The last ```python (or untagged) fenced block, else the whole completion."""
-    blocks = _FENCE.findall(completion)
-    if not blocks:
-        return completion
-    tagged = [code for tag, code in blocks if tag]
-    return (tagged or [code for _, code in blocks])[-1]
+    """The last ```python fenced block, else the last untagged one, else the whole completion
+    (``selfimprove.parsers.fences``; raises its ``FenceError`` for a completion too long to scan)."""
+    code = last_block(completion, ["python"])
+    return completion if code is None else code
 
 
 def read_label(report: bytes) -> tuple[str, ...] | None:
