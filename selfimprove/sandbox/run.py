@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from selfimprove.errors import UserError
-from selfimprove.sandbox import bwrap
+from selfimprove.sandbox import bwrap, seccomp
 from selfimprove.sandbox.limits import MB, Limits
 
 ISOLATIONS = ("auto", "bwrap", "none")
@@ -61,9 +61,9 @@ def _job():
     sys.argv = ["main.py", *job["args"]]
     preamble = [marshal.loads(job["preamble"])] if job["preamble"] else []
     return [*preamble, compile(job["source"], "main.py", "exec")]
-_namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+_main = sys.modules["__main__"] = type(sys)("__main__")  # a module of its own: pickle finds its functions
 for _code in _job():
-    exec(_code, _namespace)
+    exec(_code, _main.__dict__)
 """
 
 
@@ -140,11 +140,14 @@ def _decide(isolation: str) -> Mode:
     root = os.geteuid() == 0
     path = shutil.which("bwrap") if isolation != "none" else None
     candidates = []
-    if path and root:
-        candidates.append(Mode(bwrap.Bwrap(path, as_root=True), drop_uid=True))
     if path:
-        gaps = ("the process limit (root in a user namespace is exempt)",) if root else ()
-        candidates.append(Mode(bwrap.Bwrap(path, as_root=False), drop_uid=False, gaps=gaps))
+        built = seccomp.bpf()
+        bpf = built if isinstance(built, bytes) else None
+        unfiltered = () if bpf else (f"kernel keyrings, memfd, System V IPC and new namespaces ({built})",)
+        if root:
+            candidates.append(Mode(bwrap.Bwrap(path, True, bpf), drop_uid=True, gaps=unfiltered))
+        mapped_root = ("the process limit (root in a user namespace is exempt)",) if root else ()
+        candidates.append(Mode(bwrap.Bwrap(path, False, bpf), drop_uid=False, gaps=(*unfiltered, *mapped_root)))
     problems = []
     for candidate in candidates:
         problem = _trial(candidate)
@@ -193,7 +196,7 @@ def _warn_once(found: Mode, asked: str) -> None:
         return
     _warned = True
     if found.isolated:
-        why = "bubblewrap runs in a user namespace mapped to root"
+        why = "bubblewrap without a seccomp filter" if found.bwrap.seccomp is None else "bubblewrap as mapped root"
     elif asked == "none":
         why = "isolation 'none' was asked for"
     else:
@@ -201,7 +204,8 @@ def _warn_once(found: Mode, asked: str) -> None:
     warnings.warn(
         f"SANDBOX NOT FULLY ISOLATED ({why}). Model-written code is NOT contained in: "
         + "; ".join(found.gaps)
-        + ". Resource limits still apply. Install bubblewrap (apt-get install bubblewrap); see docs/sandbox.md.",
+        + ". Resource limits still apply. Install bubblewrap (apt-get install bubblewrap) and libseccomp's binding"
+        + " (pip install pyseccomp); see docs/sandbox.md.",
         RuntimeWarning,
         stacklevel=3,
     )
@@ -404,9 +408,10 @@ def _start(spec: _Spec, found: Mode, slot: int) -> _Started:
     argv = [interpreter(), "-I", "-S", "-B", "-c", BOOTSTRAP, str(job_fd), f"selfimprove-sandbox-{token}"]
     workdir = None
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    filter_fd = _memfd("seccomp", found.bwrap.seccomp) if found.isolated and found.bwrap.seccomp else None
     if found.isolated:
         env["HOME"] = "/tmp"
-        cmd, cwd = bwrap.command(found.bwrap, argv, env, limits.tmp_mb * MB), None
+        cmd, cwd = bwrap.command(found.bwrap, argv, env, limits.tmp_mb * MB, filter_fd), None
     else:
         workdir = tempfile.mkdtemp(prefix="selfimprove-sandbox-")
         if uid is not None:
@@ -419,7 +424,7 @@ def _start(spec: _Spec, found: Mode, slot: int) -> _Started:
             stdin=stdin_fd if stdin_fd is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            pass_fds=(job_fd, *fds.values()),
+            pass_fds=(job_fd, *fds.values(), *([] if filter_fd is None else [filter_fd])),
             cwd=cwd,
             env=env,  # bubblewrap too: its PID 1 in the sandbox would otherwise show our environment in /proc
             start_new_session=True,  # its own process group, killed as a whole
@@ -431,7 +436,7 @@ def _start(spec: _Spec, found: Mode, slot: int) -> _Started:
             shutil.rmtree(workdir, ignore_errors=True)
         raise
     finally:
-        for fd in (job_fd, report_w, stdin_fd):
+        for fd in (job_fd, report_w, stdin_fd, filter_fd):
             if fd is not None:
                 os.close(fd)
     run = _Started(proc, _Tree(proc, None if found.isolated else token), report_r, workdir, limits.output_bytes)
