@@ -110,7 +110,7 @@ def test_code_the_tests_get_functions_and_plain_constants():
     bad_constant = "LIMIT = object()\ndef add(a, b=0, *, c=0):\n    return a + b + c"
     right, wrong = verify_code((program, tests), (bad_constant, tests))
     assert right.passed and right.info["stdout"] == "call 3\ncall 1\ncall 1\n"
-    assert wrong.info["status"] == "failed" and "LIMIT, which is object, not a plain value" in wrong.info["error"]
+    assert wrong.info["status"] == "failed" and "the tests use LIMIT, which is object (object cannot" in wrong.info["error"]
 
 
 def test_code_program_exceptions_reach_the_tests_as_builtins():
@@ -129,7 +129,8 @@ assert f(2) == 2
     custom = "class Oops(Exception):\n    pass\n" + body.format("Oops('negative')")
     verdicts = verify_code((own, tests), (plain, tests), (custom, tests))
     assert [v.passed for v in verdicts] == [True, True, False]
-    assert "tests: Exception: negative (tests.py, line 3); raised by the program (Oops" in verdicts[2].info["error"]
+    # the program's own class is made on the tests' side, with its name and built-in base: except KeyError misses it
+    assert "tests: Oops: negative (tests.py, line 3); raised by the program (Oops" in verdicts[2].info["error"]
 
 
 def test_code_stop_iteration_cannot_end_the_tests_loops():
@@ -146,12 +147,13 @@ def test_code_a_value_that_is_not_plain_fails_even_when_the_tests_catch_it():
     program = "class Forty:\n    def __eq__(self, other):\n        return True\ndef f():\n    return [Forty()]"
     (verdict,) = verify_code((program, tests))
     assert verdict.info["status"] == "failed"
-    assert verdict.info["error"] == "program: f() returned list holding Forty, not a plain value"
+    assert verdict.info["error"].startswith("program: f() returned list holding Forty (Forty is an object of the")
 
 
-def test_code_an_argument_that_is_not_plain_fails():
-    (verdict,) = verify_code(("def f(x):\n    return 1", "assert f(lambda: 0) == 1\n"))
-    assert verdict.info["status"] == "failed" and "argument of f() is" in verdict.info["error"]
+def test_code_an_argument_that_cannot_cross_fails_with_the_rule():
+    (verdict,) = verify_code(("def f(x):\n    return 1", "assert f(object()) == 1\n"))
+    assert verdict.info["status"] == "failed"
+    assert "an argument of f() cannot go to the program: object cannot cross" in verdict.info["error"]
 
 
 POLY_PROMPT = (

@@ -39,16 +39,30 @@ class NotPlainText(ValueError):
     """Text that is not the encoding of a plain value."""
 
 
-def encode(value):
-    """The canonical text of a plain value; raises ``NotPlain`` for anything else."""
+def encode(value, hook=None):
+    """The canonical text of a plain value; raises ``NotPlain`` for anything else.
+
+    ``hook`` (the code verifier's richer values) is asked first about every object that is not a number, a string
+    or None: it returns None (encode as usual) or ``(name, args)``, written as the call ``name(*args)`` with each
+    argument encoded the same way, or raises ``NotPlain``."""
     out = []
-    _encode(value, out, 0)
+    _encode(value, out, 0, hook)
     return "".join(out)
 
 
-def _encode(x, out, depth):
+def _encode(x, out, depth, hook=None):
     t = type(x)
-    if x is None or t is bool or t is str or t is bytes:
+    call = None if hook is None or x is None or t in (bool, str, bytes, int, float, complex) else hook(x)
+    if call is not None:
+        if depth >= MAX_DEPTH:
+            raise NotPlain(t.__name__, f"nested deeper than {MAX_DEPTH}")
+        out.append(call[0] + "(")
+        for i, item in enumerate(call[1]):
+            if i:
+                out.append(", ")
+            _encode(item, out, depth + 1, hook)
+        out.append(")")
+    elif x is None or t is bool or t is str or t is bytes:
         out.append(repr(x))
     elif t is int:
         out.append(hex(x) if x.bit_length() > _BIG_INT_BITS else repr(x))
@@ -63,28 +77,28 @@ def _encode(x, out, depth):
         for i, item in enumerate(x):
             if i:
                 out.append(", ")
-            _encode(item, out, depth + 1)
+            _encode(item, out, depth + 1, hook)
         out.append(("," if len(x) == 1 else "") + ")" if t is tuple else "]")
     elif t is dict:
         out.append("{")
         for i, (key, item) in enumerate(x.items()):
             if i:
                 out.append(", ")
-            _encode(key, out, depth + 1)
+            _encode(key, out, depth + 1, hook)
             out.append(": ")
-            _encode(item, out, depth + 1)
+            _encode(item, out, depth + 1, hook)
         out.append("}")
     elif t is set or t is frozenset:
-        items = sorted(_text(item, depth + 1) for item in x)
+        items = sorted(_text(item, depth + 1, hook) for item in x)
         body = "{" + ", ".join(items) + "}" if items else ""
         out.append(f"frozenset({body})" if t is frozenset else body or "set()")
     else:
         raise NotPlain(t.__name__)
 
 
-def _text(value, depth):
+def _text(value, depth, hook):
     out = []
-    _encode(value, out, depth)
+    _encode(value, out, depth, hook)
     return "".join(out)
 
 
@@ -96,9 +110,12 @@ def _float(x):
     return repr(x)
 
 
-def decode(text, max_chars=MAX_CHARS):
-    """The plain value that ``text`` encodes, also written as Python prints it (``(1+2j)``, ``nan``, ``[inf]``)."""
-    return _decode(text, max_chars, lambda tree: _value(tree, 0))
+def decode(text, max_chars=MAX_CHARS, calls=None):
+    """The plain value that ``text`` encodes, also written as Python prints it (``(1+2j)``, ``nan``, ``[inf]``).
+
+    ``calls`` (the code verifier's richer values) maps more call names to builders: ``name(*args)`` in the text,
+    its arguments decoded the same way, becomes ``calls[name](*args)``; whatever a builder raises is refused."""
+    return _decode(text, max_chars, lambda tree: _value(tree, 0, calls or {}))
 
 
 def decode_call(text, max_chars=MAX_CHARS):
@@ -129,21 +146,23 @@ def _arguments(node):
         raise NotPlainText("it closes the parentheses of the call and goes on")
     if any(keyword.arg is None for keyword in node.keywords):
         raise NotPlainText("** in an argument list is not a plain value")
-    args = tuple(_value(arg, 0) for arg in node.args)
-    kwargs = {keyword.arg: _value(keyword.value, 0) for keyword in node.keywords}
+    args = tuple(_value(arg, 0, {}) for arg in node.args)
+    kwargs = {keyword.arg: _value(keyword.value, 0, {}) for keyword in node.keywords}
     if len(kwargs) < len(node.keywords):
         raise NotPlainText("a keyword argument is repeated")
     return args, kwargs
 
 
-def _value(node, depth):
+def _value(node, depth, calls):
     t = type(node)
     if t is _ast.Constant:
         if node.value is ... or node.value is not None and type(node.value) not in (bool, str, bytes, *_NUMBERS):
             raise NotPlainText(f"{type(node.value).__name__} is not a plain value")
         return node.value
+    if t is _ast.Call and type(node.func) is _ast.Name and node.func.id in calls and not node.keywords:
+        return _built(node, depth, calls)
     if t is _ast.Call and type(node.func) is _ast.Name and node.func.id in ("set", "frozenset"):
-        return _set_call(node, depth)
+        return _set_call(node, depth, calls)
     if t in (_ast.Name, _ast.UnaryOp, _ast.BinOp, _ast.Call):
         number = _number(node)
         if number is None:
@@ -152,15 +171,15 @@ def _value(node, depth):
     if depth >= MAX_DEPTH:
         raise NotPlainText(f"nested deeper than {MAX_DEPTH}")
     if t is _ast.Tuple or t is _ast.List:
-        items = [_value(item, depth + 1) for item in node.elts]
+        items = [_value(item, depth + 1, calls) for item in node.elts]
         return tuple(items) if t is _ast.Tuple else items
     if t is _ast.Set:
-        return set(_spread([_value(item, depth + 1) for item in node.elts]))
+        return set(_spread([_value(item, depth + 1, calls) for item in node.elts]))
     if t is _ast.Dict:
         if any(key is None for key in node.keys):
             raise NotPlainText("** in a dict is not a plain value")
-        keys = _spread([_value(k, depth + 1) for k in node.keys])
-        return dict(zip(keys, [_value(v, depth + 1) for v in node.values], strict=True))
+        keys = _spread([_value(k, depth + 1, calls) for k in node.keys])
+        return dict(zip(keys, [_value(v, depth + 1, calls) for v in node.values], strict=True))
     raise NotPlainText(f"{t.__name__} is not allowed in a plain value")
 
 
@@ -242,7 +261,19 @@ def _is_call(node, name, nargs):
     )
 
 
-def _set_call(node, depth):
+def _built(node, depth, calls):
+    if depth >= MAX_DEPTH:
+        raise NotPlainText(f"nested deeper than {MAX_DEPTH}")
+    args = [_value(arg, depth + 1, calls) for arg in node.args]
+    try:
+        return calls[node.func.id](*args)
+    except NotPlainText:
+        raise
+    except Exception as exc:  # a builder refuses what it cannot build
+        raise NotPlainText(f"{node.func.id}(...): {type(exc).__name__}: {exc}"[:200]) from None
+
+
+def _set_call(node, depth, calls):
     """``set()``, ``frozenset()`` and ``frozenset({...})``; no other call of them."""
     if depth >= MAX_DEPTH:
         raise NotPlainText(f"nested deeper than {MAX_DEPTH}")
@@ -250,7 +281,7 @@ def _set_call(node, depth):
     if _is_call(node, name, 0):
         return set() if name == "set" else frozenset()
     if name == "frozenset" and _is_call(node, name, 1) and type(node.args[0]) is _ast.Set:
-        return frozenset(_value(node.args[0], depth))
+        return frozenset(_value(node.args[0], depth, calls))
     raise NotPlainText(f"{name}(...) with these arguments is not a plain value")
 
 

@@ -17,8 +17,8 @@ from selfimprove.records import Rollout, Verdict
 from selfimprove.sandbox import Job, Limits, Result, inline, run_pairs
 from selfimprove.sandbox.plain import NotPlainText, decode
 from selfimprove.sandbox.run import ISOLATIONS
-from selfimprove.verifiers.code_driver import PROGRAM_ENDED
 from selfimprove.verifiers.code_names import program_names, prompt_helpers
+from selfimprove.verifiers.code_peer import PROGRAM_ENDED
 
 DRIVER, PROGRAM = "selfimprove.verifiers.code_driver", "selfimprove.verifiers.code_program"  # the two harnesses
 STATUSES = ("passed", "failed", "timeout", "memory", "syntax", "error")
