@@ -561,8 +561,8 @@ def _returncode(code: int, found: Mode) -> int:
 
 
 def _status(returncode: int | None, stderr: str) -> str:
-    if returncode is None or returncode == -signal.SIGXCPU:
-        return "timeout"
+    if returncode is None or returncode in (-signal.SIGXCPU, -signal.SIGKILL):
+        return "timeout"  # SIGKILL: the CPU limit's hard edge, a second after an ignored SIGXCPU
     if returncode == 0:
         return "ok"
     tail = stderr[-2000:]
