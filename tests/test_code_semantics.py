@@ -44,11 +44,13 @@ def test_a_change_to_an_argument_reaches_the_tests():
 
 
 def test_an_argument_left_unchanged_is_checked():
-    check("def sorted_copy(xs):\n    return sorted(xs)", "def sorted_copy(xs):\n    xs.sort()\n    return xs", UNCHANGED)
+    right, wrong = "def sorted_copy(xs):\n    return sorted(xs)", "def sorted_copy(xs):\n    xs.sort()\n    return xs"
+    check(right, wrong, UNCHANGED)
 
 
 def test_a_returned_argument_is_the_tests_own_object():
-    check("def sorted_copy(xs):\n    return sorted(xs)", "def sorted_copy(xs):\n    xs.sort()\n    return xs", NEW_OBJECT)
+    right, wrong = "def sorted_copy(xs):\n    return sorted(xs)", "def sorted_copy(xs):\n    xs.sort()\n    return xs"
+    check(right, wrong, NEW_OBJECT)
     same = "xs = [2, 1]\nassert f(xs) is xs and xs == [1, 2]\nd = {'k': [1]}\nassert f2(d) is d['k']\n"
     check("def f(xs):\n    xs.sort()\n    return xs\ndef f2(d):\n    return d['k']",
           "def f(xs):\n    return sorted(xs)\ndef f2(d):\n    return list(d['k'])", same)  # fmt: skip

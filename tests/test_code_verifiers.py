@@ -110,7 +110,8 @@ def test_code_the_tests_get_functions_and_plain_constants():
     bad_constant = "LIMIT = object()\ndef add(a, b=0, *, c=0):\n    return a + b + c"
     right, wrong = verify_code((program, tests), (bad_constant, tests))
     assert right.passed and right.info["stdout"] == "call 3\ncall 1\ncall 1\n"
-    assert wrong.info["status"] == "failed" and "the tests use LIMIT, which is object (object cannot" in wrong.info["error"]
+    assert wrong.info["status"] == "failed"
+    assert "the tests use LIMIT, which is object (object cannot" in wrong.info["error"]
 
 
 def test_code_program_exceptions_reach_the_tests_as_builtins():

@@ -23,7 +23,7 @@ import functools
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 NAMESPACES = ("--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts")
@@ -33,7 +33,6 @@ NAMESPACES = ("--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"
 class Bwrap:
     path: str
     as_root: bool  # bubblewrap runs as real root: no user namespace, the bootstrap drops to its own uid
-    seccomp: bytes | None = field(default=None, repr=False)  # the BPF filter; None: libseccomp is missing
 
 
 def interpreter_dirs() -> list[str]:
