@@ -148,3 +148,56 @@ def test_multiprocessing_in_the_program():
     )
     (verdict,) = verdicts((program, "assert f([1, 2, 3]) == [1, 4, 9]\n"))
     assert verdict.passed, verdict.info
+
+
+def test_library_values_round_trip_through_their_builders():
+    import collections
+    import fractions
+    import re
+
+    from selfimprove.sandbox.plain import decode, encode
+    from selfimprove.verifiers.code_values import BUILDERS, convert
+
+    point = collections.namedtuple("Point", "x y")
+    values = [
+        collections.Counter("abca"),
+        collections.OrderedDict([("b", 1), ("a", 2)]),
+        collections.defaultdict(list, {"k": [1]}),
+        collections.deque([1, 2], maxlen=3),
+        point(1, 2),
+        fractions.Fraction(3, 4),
+        range(1, 9, 2),
+        bytearray(b"ab"),
+        {"a": 1}.keys(),
+        re.search(r"\d+", "ab12cd"),
+    ]
+    for value in values:
+        back = decode(encode(value, lambda x: convert(x) if not callable(x) else ("builtin", (x.__name__,))),
+                      calls=dict(BUILDERS, builtin=lambda name: {"list": list}[name]))  # fmt: skip
+        assert type(back).__name__ == type(value).__name__
+        if type(value).__name__ == "Match":
+            assert back.span() == value.span() and back.group() == "12"
+        elif type(value).__name__ == "dict_keys":
+            assert list(back) == list(value)
+        else:
+            assert back == value
+    assert list(decode("iterator([1, 2])", calls=BUILDERS)) == [1, 2]
+
+
+def test_builders_that_hash_refuse_piles_of_one_hash():
+    from selfimprove.sandbox.plain import NotPlainText, decode
+    from selfimprove.verifiers.code_values import BUILDERS
+
+    pile = ", ".join(str(i * (2**61 - 1)) for i in range(100))
+    for text in [f"dict_keys([{pile}])", f"OrderedDict([{', '.join(f'({k}, 0)' for k in pile.split(', '))}])"]:
+        with pytest.raises(NotPlainText, match="one hash"):
+            decode(text, calls=BUILDERS)
+
+
+def test_refresh_keeps_the_owners_inner_objects():
+    from selfimprove.verifiers.code_values import refresh
+
+    row, d = [1], {"k": [2]}
+    old = [row, d, (3, [4])]
+    assert refresh(old, [[1, 5], {"k": [2, 6], "j": 0}, (3, [4, 7])]) is old
+    assert old == [[1, 5], {"k": [2, 6], "j": 0}, (3, [4, 7])] and old[0] is row and old[1] is d

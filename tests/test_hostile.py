@@ -410,7 +410,10 @@ def payload(name: str, isolation: str) -> dict:
                 "records": records}  # fmt: skip
     hack = HACKS[name]
     meta = {"tests": hack.tests, **hack.meta} if hack.verifier == "code" else hack.meta
-    records = [{"completion": program, "meta": meta} for program in (hack.wrong, hack.right)]
+    records = [
+        {"completion": hack.wrong, "meta": {**meta, **hack.wrong_meta}},
+        {"completion": hack.right, "meta": meta},
+    ]
     return {"isolation": isolation, "timeout": hack.timeout, "memory_mb": 1024, "verifier": hack.verifier,
             "arguments": hack.arguments, "records": records}  # fmt: skip
 

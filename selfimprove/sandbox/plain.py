@@ -174,11 +174,11 @@ def _value(node, depth, calls):
         items = [_value(item, depth + 1, calls) for item in node.elts]
         return tuple(items) if t is _ast.Tuple else items
     if t is _ast.Set:
-        return set(_spread([_value(item, depth + 1, calls) for item in node.elts]))
+        return set(spread([_value(item, depth + 1, calls) for item in node.elts]))
     if t is _ast.Dict:
         if any(key is None for key in node.keys):
             raise NotPlainText("** in a dict is not a plain value")
-        keys = _spread([_value(k, depth + 1, calls) for k in node.keys])
+        keys = spread([_value(k, depth + 1, calls) for k in node.keys])
         return dict(zip(keys, [_value(v, depth + 1, calls) for v in node.values], strict=True))
     raise NotPlainText(f"{t.__name__} is not allowed in a plain value")
 
@@ -194,8 +194,8 @@ def _not_a_number(node):
     return "only a complex number's repr may add or subtract in a plain value"
 
 
-def _spread(keys):
-    """``keys``, unless more than ``MAX_SAME_HASH`` of them share a hash. A hash table of n keys with one hash
+def spread(keys):
+    """``keys`` (a list), unless more than ``MAX_SAME_HASH`` of them share a hash. A hash table of n keys with one hash
     costs time quadratic in n (25,000 such ints: seconds), and a plain value's hash can be chosen (an int's is the
     int modulo 2**61 - 1). Sorting the hashes finds such a pile in n log n, before any table is built."""
     if len(keys) > MAX_SAME_HASH:

@@ -67,16 +67,21 @@ def start(peer, names):
             namespace[name] = values[name]
         elif name in exceptions and peer.exception_class(exceptions[name]) is not None:
             namespace[name] = peer.exception_class(exceptions[name])
-        elif name in modules and type(modules[name]) is str:
+        elif name in modules and importable(modules[name]):
             try:
                 __import__(modules[name])
                 namespace[name] = sys.modules[modules[name]]
-            except Exception:
+            except BaseException:
                 finish("failed", "program", f"the tests use {name}, the program's module {modules[name][:100]!r},"
                        " which the tests' side cannot import")  # fmt: skip
         elif name in others:
             finish("failed", "program", f"the tests use {name}, which is {str(others[name])[:MAX_MESSAGE]}")
     return namespace
+
+
+def importable(module):
+    """A module name the tests' side may import for the program: dotted public names, no ``__main__``."""
+    return type(module) is str and all(part.isidentifier() and not part.startswith("_") for part in module.split("."))
 
 
 def finish(status, stage="", error=""):

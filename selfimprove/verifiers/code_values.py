@@ -6,6 +6,7 @@ its exact type; a receiver builds it again with its own standard library (``BUIL
 is always an object of a class of the standard library, built from plain values, and compares with the
 standard library's code, whatever the program did to the object it had. An iterator (a generator, ``map``, a
 program's own) is materialised by the sender, at most ``MAX_ITEMS`` items, and is a generator on the other side.
+Builders that hash what they are given refuse piles of one hash, as the decoder does (``plain.spread``).
 
 ``refresh`` brings the tests' own argument in line with what the program made of it (in place, keeping every
 inner object it can), so a function that sorts its argument in place has sorted the tests' list.
@@ -13,6 +14,8 @@ inner object it can), so a function that sorts its argument in place has sorted 
 
 import builtins
 import sys
+
+from selfimprove.sandbox.plain import spread
 
 MAX_ITEMS = 100_000  # items of an iterator, materialised when it crosses
 MUTABLE = (list, dict, set, bytearray)  # plus the mutable classes of collections: see mutable()
@@ -118,10 +121,14 @@ def _counter(counts):
     return Counter(counts)
 
 
+def _dict(pairs):
+    return dict(zip(spread([key for key, _ in pairs]), [value for _, value in pairs], strict=True))
+
+
 def _ordered(pairs):
     from collections import OrderedDict
 
-    return OrderedDict(pairs)
+    return OrderedDict(_dict(pairs))
 
 
 def _defaultdict(factory, items):
@@ -151,9 +158,9 @@ def _decimal(text):
 BUILDERS = {
     "range": range,
     "bytearray": bytearray,
-    "dict_keys": lambda items: dict.fromkeys(items).keys(),
+    "dict_keys": lambda items: dict.fromkeys(spread(items)).keys(),
     "dict_values": lambda items: dict(enumerate(items)).values(),
-    "dict_items": lambda pairs: dict(pairs).items(),
+    "dict_items": lambda pairs: _dict(pairs).items(),
     "Counter": _counter,
     "OrderedDict": _ordered,
     "defaultdict": _defaultdict,
