@@ -201,3 +201,26 @@ def test_refresh_keeps_the_owners_inner_objects():
     old = [row, d, (3, [4])]
     assert refresh(old, [[1, 5], {"k": [2, 6], "j": 0}, (3, [4, 7])]) is old
     assert old == [[1, 5], {"k": [2, 6], "j": 0}, (3, [4, 7])] and old[0] is row and old[1] is d
+
+
+def test_values_over_the_limit_name_the_rule_not_the_program():
+    too_long_argument, too_long_answer = verdicts(
+        ("def f(s):\n    return len(s)", "assert f('x' * 2_000_000) == 2_000_000\n"),
+        ("def f():\n    return 'x' * 2_000_000", "assert len(f()) == 2_000_000\n"),
+    )
+    assert too_long_argument.info["status"] == "failed"
+    assert "an argument of f() cannot go to the program: longer than 1048576 characters" in (
+        too_long_argument.info["error"]
+    )
+    assert too_long_answer.info["status"] == "failed"
+    assert too_long_answer.info["error"] == "program: f() returned str (longer than 1048576 characters)"
+
+
+def test_the_limit_is_cpu_time_not_wall_time():
+    waits = "import time\ndef f():\n    time.sleep(1.5)\n    return 1\n"  # 1.5 s of wall time, no CPU
+    spins = "def f():\n    while True:\n        pass\n"
+    rollouts = [Rollout(f"r{i}", "solver", "p", [], code, meta={"tests": "assert f() == 1\n"}) for i, code in
+                enumerate([waits, spins])]  # fmt: skip
+    waited, spun = CodeVerifier(timeout=1, workers=2).verify(rollouts)
+    assert waited.passed, waited.info
+    assert spun.info["status"] == "timeout" and "1 s of CPU time (3 s of wall time)" in spun.info["error"]

@@ -22,7 +22,7 @@ class Channel:
         whose text is longer than ``max_chars``, before anything is written."""
         text = encode(value, hook)
         if len(text) > self.max_chars:
-            raise NotPlain(type(value).__name__, f"longer than {self.max_chars} characters")
+            raise NotPlain("", f"longer than {self.max_chars} characters")
         data = memoryview((text + "\n").encode("utf-8"))
         while data:
             data = data[os.write(self.fd_out, data) :]

@@ -162,6 +162,7 @@ class CodeVerifier:
             if error == PROGRAM_ENDED:  # say how: an exit, a signal, a limit
                 status = program.status if program.status in ("timeout", "memory") else "error"
                 error = why_unfinished(program)
+                error += f" ({timeout_error(self.limits)})" if status == "timeout" else ""
             error = f"{stage}: {error}"
         else:
             status = "memory" if driver.status == "memory" else "error"
