@@ -209,8 +209,9 @@ def test_values_over_the_limit_name_the_rule_not_the_program():
         ("def f():\n    return 'x' * 2_000_000", "assert len(f()) == 2_000_000\n"),
     )
     assert too_long_argument.info["status"] == "failed"
-    assert "an argument of f() cannot go to the program: longer than 1048576 characters" in (
-        too_long_argument.info["error"]
+    assert (
+        "an argument of f() cannot go to the program: longer than 1048576 characters"
+        in (too_long_argument.info["error"])
     )
     assert too_long_answer.info["status"] == "failed"
     assert too_long_answer.info["error"] == "program: f() returned str (longer than 1048576 characters)"
