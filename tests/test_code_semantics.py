@@ -225,3 +225,12 @@ def test_the_limit_is_cpu_time_not_wall_time():
     waited, spun = CodeVerifier(timeout=1, workers=2).verify(rollouts)
     assert waited.passed, waited.info
     assert spun.info["status"] == "timeout" and "1 s of CPU time (3 s of wall time)" in spun.info["error"]
+
+
+def test_a_returned_argument_that_moved_has_its_value():
+    tests = "m = [[1], [2]]\nassert f(m) == [1] and m == [[0], [1], [2]]\n"
+    check(
+        "def f(m):\n    row = m[0]\n    m.insert(0, [0])\n    return row",
+        "def f(m):\n    m.insert(0, [0])\n    return m[0]",
+        tests,
+    )

@@ -338,3 +338,22 @@ def test_executor_arguments_are_checked():
 def test_registered_as_verifiers():
     assert registries["verifier"].get("code") is CodeVerifier
     assert registries["verifier"].get("executor") is ExecutorVerifier
+
+
+def test_every_validation_failure_is_a_verdict_not_an_exception():
+    deep = "def f(x):\n    return " + "(" * 100_000 + "x" + ")" * 100_000
+    unary = "def f(x):\n    return " + "-" * 200_000 + "x"
+    rollouts = [
+        rollout(deep, 0, input="1"),
+        rollout(unary, 1, input="1"),
+        rollout("def f(x):\n    return x\0", 2, input="1"),
+        rollout("def f(x):\n    return x", 3, input="[" * 100_000),
+        rollout("```" + " " * 28_000 + "x" * 28_000, 4, input="1"),
+    ]
+    verdicts = ExecutorVerifier(timeout=2).verify(rollouts)
+    assert [v.info["status"] for v in verdicts] == ["syntax", "syntax", "syntax", "invalid", "syntax"]
+    code = CodeVerifier(timeout=2).verify(
+        [rollout("def add(a, b):\n    return a + b", 5, tests="assert add(1, 1) == " + "[" * 100_000),
+         rollout(deep.replace("f(x)", "add(a, b)"), 6, tests=ADD_TESTS)]
+    )  # fmt: skip
+    assert [v.info["status"] for v in code] == ["syntax", "syntax"]

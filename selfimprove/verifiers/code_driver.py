@@ -23,7 +23,7 @@ TEST_FILES = ("tests.py", "prompt.py")
 
 
 def drive(prelude, tests, names):
-    peer = Peer(PEER_IN_FD, PEER_OUT_FD, {}, by_name=False, files=TEST_FILES)
+    peer = Peer(PEER_IN_FD, PEER_OUT_FD, {}, runs_builtins=False, files=TEST_FILES)
     try:
         codes = [("prompt", compile(prelude, "prompt.py", "exec")), ("tests", compile(tests, "tests.py", "exec"))]
     except SyntaxError as exc:

@@ -42,19 +42,21 @@ class ProgramExit(BaseException):
 
 class Peer:
     """``names``: what the other side may call by name (the program's module; nothing on the tests' side).
-    ``by_name``: builtins the other side sends by name run here (only towards the program)."""
+    ``runs_builtins``: builtins the other side sends by name run here (the program's side); the other side
+    sends its own builtins so (``len`` as a ``key``), but gets this side's as handles, to be called here."""
 
-    def __init__(self, fd_in, fd_out, names, by_name, files):
+    def __init__(self, fd_in, fd_out, names, runs_builtins, files):
         self.channel = Channel(fd_in, fd_out)
         self.names, self.files = names, files
         self.exports = []  # callables handed to the other side, by handle
         self.handles = {}  # id(callable) -> its handle
         self.classes = {}  # exception classes of the other side, made here by name
         self.calling = []  # (args, kwargs) of each call this side waits on, innermost last
-        self.serving = []  # {id: path} of the arguments of each call this side answers, innermost last
+        self.serving = []  # {id: path} of the argument objects of each call this side answers, innermost last
         self.broken = None
+        self.runs_builtins = runs_builtins
         self.calls = dict(BUILDERS, arg=self._arg, mine=self._mine, function=self._proxy)
-        if by_name:
+        if runs_builtins:
             self.calls["builtin"] = from_builtins
 
     # -- sending -------------------------------------------------------------------------------------------
@@ -68,7 +70,7 @@ class Peer:
         if target is not None:
             return ("mine", (target,))
         name = builtin_name(x)
-        if name is not None and "builtin" not in self.calls:  # towards the program: run there, by name
+        if name is not None and not self.runs_builtins:  # towards the program: run there, by name
             return ("builtin", (name,))
         if id(x) not in self.handles:
             self.handles[id(x)] = len(self.exports)
@@ -99,7 +101,9 @@ class Peer:
         return found
 
     def _mine(self, target):
-        return self.exports[target] if type(target) is int else self.names[target]
+        if type(target) is int and 0 <= target < len(self.exports):
+            return self.exports[target]
+        return self.names[target]
 
     def _proxy(self, handle, name):
         if type(handle) is not int or type(name) is not str:
@@ -200,7 +204,6 @@ class Peer:
             self.fail("a call that is not in the protocol")
         _, target, args, kwargs = frame
         name = str(target)
-        refs = paths((args, kwargs))
         before = self.texts(args, kwargs)
         try:
             try:
@@ -212,6 +215,7 @@ class Peer:
         except BaseException as exc:
             answer = raised(exc, self.files)
         after = self.texts(args, kwargs)
+        refs = paths((args, kwargs))  # where each argument object is now: the caller's own is there after refresh
         changed = [key for key in after if after[key] != before.get(key)]
         changes = {key: args[key] if type(key) is int else kwargs[key] for key in changed}
         try:

@@ -23,7 +23,7 @@ PROGRAM_FILE = "solution.py"
 def serve(program, names):
     module = sys.modules["solution"] = type(sys)("solution")  # a real module: pickle and multiprocessing find it
     namespace = module.__dict__
-    peer = Peer(PEER_IN_FD, PEER_OUT_FD, namespace, by_name=True, files=(PROGRAM_FILE,))
+    peer = Peer(PEER_IN_FD, PEER_OUT_FD, namespace, runs_builtins=True, files=(PROGRAM_FILE,))
     failure = load(program, namespace)
     peer.send(failure or ready(peer, namespace, names))
     if failure is None:

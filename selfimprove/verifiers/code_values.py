@@ -18,7 +18,7 @@ import sys
 from selfimprove.sandbox.plain import spread
 
 MAX_ITEMS = 100_000  # items of an iterator, materialised when it crosses
-MUTABLE = (list, dict, set, bytearray)  # plus the mutable classes of collections: see mutable()
+MUTABLE = (list, dict, set, bytearray)  # and deque: see mutable()
 
 
 class NotValue(TypeError):
@@ -86,9 +86,12 @@ def _refuse(x):
 
 def mutable(x):
     """Objects whose changes by the receiver are sent back (``refresh``)."""
+    return type(x) in MUTABLE or _is_deque(x)
+
+
+def _is_deque(x):
     collections = _module("collections")
-    deque = (collections.deque,) if collections is not None else ()
-    return isinstance(x, MUTABLE + deque) and not isinstance(x, tuple)
+    return collections is not None and type(x) is collections.deque
 
 
 def _namedtuple(name, fields, values, _made={}):  # noqa: B006 - a cache of classes, one per (name, fields)
@@ -179,7 +182,7 @@ def refresh(old, new):
     t = type(old)
     if type(new) is not t and not (isinstance(old, dict) and isinstance(new, dict)):
         return new
-    if t is list or t.__name__ == "deque":
+    if t is list or _is_deque(old):
         kept = [refresh(a, b) for a, b in zip(old, new, strict=False)] + list(new)[len(old) :]
         old.clear()
         old.extend(kept)
@@ -217,9 +220,9 @@ def builtin_name(x):
 def from_builtins(name):
     """The receiver's own builtin called ``name`` (``'len'``, ``'str.upper'``)."""
     owner, _, method = name.partition(".")
-    found = getattr(builtins, owner) if not owner.startswith("_") else None
-    if method and not method.startswith("_") and isinstance(found, type):
-        found = getattr(found, method)
-    if not callable(found) or (method and not owner):
+    found = None if owner.startswith("_") else getattr(builtins, owner, None)
+    if method:
+        found = getattr(found, method, None) if isinstance(found, type) and not method.startswith("_") else None
+    if not callable(found):
         raise ValueError(f"no builtin {name!r}")
     return found
