@@ -1,10 +1,11 @@
-"""The seccomp filter of the bubblewrap mode: system calls that would let a program out of its limits, refused.
+"""The sandbox's seccomp filter: the system calls that would let a program out of its limits, refused.
 
 Built once per process with libseccomp (through ``pyseccomp``, its ctypes binding; the BPF program is libseccomp's
 own, for this machine's architecture, with every other architecture's calls, i386 and x32 included, killing the
-process) and handed to bubblewrap with ``--seccomp FD``, which loads it after the sandbox is set up, so it holds
-for the whole run and everything the run starts. Every other system call is allowed: the limits and namespaces
-already bound them (docs/sandbox.md). What is refused, each group for the one property it protects:
+process). Bubblewrap loads it with ``--seccomp FD`` after the sandbox is set up; without bubblewrap the run's
+bootstrap loads it (``selfimprove.sandbox.run``). Either way it holds for the whole run and everything the run
+starts. Every other system call is allowed: the limits and namespaces already bound them (docs/sandbox.md). What
+is refused, each group for the one property it protects:
 
 - memory the address-space limit does not count: ``memfd_create`` and ``memfd_secret`` (an anonymous file a
   process writes into holds memory outside RLIMIT_AS: 640 MB under a 64 MB limit), System V shared memory,
