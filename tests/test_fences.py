@@ -58,7 +58,7 @@ def test_linear_time_on_hostile_text(text):
     start = time.perf_counter()
     fenced_blocks(text)
     last_block(text, ["python"])
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 2  # quadratic would take minutes at this size; linear takes ms
 
 
 def test_length_is_capped():
