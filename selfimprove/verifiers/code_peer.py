@@ -215,7 +215,9 @@ class Peer:
         except BaseException as exc:
             answer = raised(exc, self.files)
         after = self.texts(args, kwargs)
-        refs = paths((args, kwargs))  # where each argument object is now: the caller's own is there after refresh
+        # where each argument object is now (the caller's own is there after refresh); a scalar answer holds none
+        scalar = answer[0] == "ok" and (answer[1] is None or type(answer[1]) in (bool, int, float, complex, str, bytes))
+        refs = {} if scalar or not (args or kwargs) else paths((args, kwargs))
         changed = [key for key in after if after[key] != before.get(key)]
         changes = {key: args[key] if type(key) is int else kwargs[key] for key in changed}
         try:
