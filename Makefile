@@ -8,9 +8,10 @@ TORCH_SPEC ?= torch==2.13.0
 BIN = $(VENV)/bin
 
 # The GPU check (docs/gpu.md): on the GPU machine, `make gpu-check OUT=<folder>` with gpu-wheels/ carried;
-# here, `make gpu-wheels [SET=qlora|trl]` fills gpu-wheels/ and `make gpu-check DRY_RUN=1` checks the script on CPU.
+# here, `make gpu-wheels [SET=qlora|trl] [WITH="transformers ..."]` fills gpu-wheels/ and `make gpu-check DRY_RUN=1` checks the script on CPU.
 OUT ?= gpu-check
 SET ?= qlora
+WITH ?=
 GPU_PYTHON ?= python3
 
 .PHONY: setup quickstart test lint gpu-wheels gpu-check
@@ -36,7 +37,7 @@ lint: setup
 	$(BIN)/ruff check .
 
 gpu-wheels: setup
-	$(BIN)/python benchmarks/gpu_wheels.py --set $(SET)
+	$(BIN)/python benchmarks/gpu_wheels.py --set $(SET) $(if $(WITH),--with $(WITH))
 
 ifdef DRY_RUN
 gpu-check: setup

@@ -31,6 +31,9 @@ import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from packaging.requirements import Requirement
+from packaging.version import Version
+
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / ".gpu-site"  # where carried wheels are unpacked (git-ignored)
 WHEEL_NAME = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)-")
@@ -52,7 +55,8 @@ class Part:
 
 
 def install_wheels(folder: Path, site: Path) -> list[str]:
-    """Unpack into ``site`` each wheel of ``folder`` whose distribution is not installed; return what was unpacked.
+    """Unpack into ``site`` each wheel of ``folder`` whose distribution is not installed, or older than the wheel;
+    return what was unpacked (``site`` goes before the image's packages on the path).
 
     Unpacking is what installing a wheel without entry scripts amounts to, and it needs no pip, which the GPU image
     may lack. The project's own wheel gives only its metadata (the entry points the registries read): its code is
@@ -69,12 +73,29 @@ def install_wheels(folder: Path, site: Path) -> list[str]:
                 unpacked.append(wheel.name)
                 continue
             try:
-                importlib.metadata.version(name)
-                continue  # the image has it
+                if Version(importlib.metadata.version(name)) >= Version(match["version"]):
+                    continue  # the image has it
             except importlib.metadata.PackageNotFoundError:
-                archive.extractall(site)
+                pass
+            archive.extractall(site)
         unpacked.append(wheel.name)
     return unpacked
+
+
+def unmet_requirements() -> list[str]:
+    """The project's requirements the environment does not meet (the GPU image may ship an older transformers)."""
+    unmet = []
+    for line in importlib.metadata.requires("selfimprove") or []:
+        requirement = Requirement(line)
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            continue
+        try:
+            found = importlib.metadata.version(requirement.name)
+        except importlib.metadata.PackageNotFoundError:
+            found = None
+        if found is None or not requirement.specifier.contains(found, prereleases=True):
+            unmet.append(f"{requirement} (found {found or 'none'})")
+    return unmet
 
 
 def environment() -> dict:
@@ -206,6 +227,11 @@ def main() -> int:
     sys.path[:0] = [str(ROOT), str(SITE)]
     importlib.invalidate_caches()
     env_info = environment()
+    unmet = unmet_requirements()
+    if unmet:  # the parts will say what breaks; this says why, and what to carry
+        install.status = "failed"
+        install.detail += (f"; unmet: {'; '.join(unmet)} (carry them: make gpu-wheels WITH='<name> ...', or a set "
+                           "that has them)")  # fmt: skip
     if not args.dry_run and env_info["device"] == "CPU":
         print("no CUDA device: run with --dry-run to check the script on CPU", file=sys.stderr)
         return 2

@@ -13,7 +13,10 @@ points). Two sets, since everything does not fit in one call:
 
 matplotlib (plots in ``selfimprove report``) is left out of both: the check draws nothing.
 
-Run:  .venv/bin/python benchmarks/gpu_wheels.py [--set qlora|trl] [--out gpu-wheels]
+``--with NAME ...`` adds distributions at this environment's versions: the summary of a GPU check names any of the
+project's requirements the image does not meet (an older transformers, say: 13 MiB).
+
+Run:  .venv/bin/python benchmarks/gpu_wheels.py [--set qlora|trl] [--with NAME ...] [--out gpu-wheels]
 """
 
 from __future__ import annotations
@@ -73,13 +76,15 @@ def closure(roots: list[str], stop: set[str] = frozenset()) -> set[str]:
     return seen
 
 
-def wanted(selection: str) -> list[str]:
-    """``name==version`` of each wheel the set carries."""
+def wanted(selection: str, extra: list[str] = ()) -> list[str]:
+    """``name==version`` of each wheel the set carries, with ``extra`` distributions at this environment's versions
+    (e.g. transformers, where the image's is older than the project needs)."""
     image = closure(IMAGE)
     chosen = SETS[selection]
     leave_out = {canonical(n) for n in chosen["leave_out"] + ALWAYS_LEFT_OUT}
     leave_out |= closure(list(leave_out), stop=image) - closure(ROOTS, stop=leave_out | image)  # their own needs
     names = closure(ROOTS, stop=leave_out) - image - leave_out - {"selfimprove"}
+    names |= {canonical(n) for n in extra}
     return sorted(f"{n}=={chosen['pins'].get(n) or importlib.metadata.version(n)}" for n in names) + chosen["add"]
 
 
@@ -87,11 +92,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--set", choices=list(SETS), default="qlora")
     parser.add_argument("--out", default=str(ROOT / "gpu-wheels"))
+    parser.add_argument("--with", dest="extra", nargs="*", default=[], help="more distributions to carry")
     args = parser.parse_args()
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    specs = wanted(args.set)
+    specs = wanted(args.set, args.extra)
     platform = [f"--platform={p}" for p in PLATFORMS]
     pip = [sys.executable, "-m", "pip", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, "download", "--no-deps", "--only-binary=:all:", "--python-version=3.12",

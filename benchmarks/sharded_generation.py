@@ -1,14 +1,17 @@
-"""Generation shared out over processes: the same requests with 1 and with 2 processes (torchrun, gloo).
+"""Generation shared out over processes: the same requests with 1 and with 2 processes (torchrun, gloo), and with
+1 process of twice the threads.
 
 The loop's generation stage (``selfimprove.loop.stages.generate``) samples ``--prompts`` arithmetic prompts x
 ``--samples`` from the embedded SmolLM2-135M-Instruct in batches of ``--batch-size``; under two processes each takes
 every other batch (the same batches and seeds as one process) and the shares are gathered after each round. Each
-process gets ``--threads`` threads, so two processes use twice the cores of one, as two GPUs would: the ratio is how
-close sharing comes to halving the time (0.5). The stage's wall time is measured on the main process after the model
-is loaded and warmed up; both runs must produce the same records.
+process gets ``--threads`` threads, so two processes use twice the cores of one, as two GPUs would: the first ratio
+is how close sharing comes to halving the time (0.5). On a machine whose cores are all there is (this one: 2), the
+real alternative to two processes is one process with all the threads: the second ratio, printed last, compares
+those two at the same cores. The stage's wall time is measured on the main process after the model is loaded and
+warmed up; every run must produce the same records.
 
 Run:  .venv/bin/python benchmarks/sharded_generation.py [--prompts 32] [--samples 2] [--batch-size 8] [--threads 1]
-Last line:  ratio=<2 processes / 1 process, wall seconds>
+Last line:  ratio=<2 processes x T threads / 1 process x 2T threads, wall seconds>
 """
 
 from __future__ import annotations
@@ -63,10 +66,10 @@ def work(args: argparse.Namespace) -> None:
         procs.take_generated()
 
 
-def side(processes: int, args: argparse.Namespace, out: Path) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+def side(processes: int, threads: int, args: argparse.Namespace, out: Path) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     command = [__file__, "--work", "--out", str(out), "--prompts", str(args.prompts), "--samples", str(args.samples),
-               "--batch-size", str(args.batch_size), "--threads", str(args.threads),
+               "--batch-size", str(args.batch_size), "--threads", str(threads),
                "--max-new-tokens", str(args.max_new_tokens)]  # fmt: skip
     if processes == 1:
         command = [sys.executable, *command]
@@ -96,16 +99,22 @@ def main() -> None:
     if args.work:
         work(args)
         return
+    t = args.threads
     with tempfile.TemporaryDirectory() as tmp:
-        one, two = side(1, args, Path(tmp) / "one"), side(2, args, Path(tmp) / "two")
-        same = (Path(tmp) / "one" / "rollouts.jsonl").read_text() == (Path(tmp) / "two" / "rollouts.jsonl").read_text()
+        runs = {"one": (1, t), "wide": (1, 2 * t), "two": (2, t)}
+        seconds = {name: side(p, k, args, Path(tmp) / name) for name, (p, k) in runs.items()}
+        records = {(Path(tmp) / name / "rollouts.jsonl").read_text() for name in runs}
+    one, wide, two = seconds["one"], seconds["wide"], seconds["two"]
     requests = args.prompts * args.samples
     print(f"{requests} requests ({args.prompts} prompts x {args.samples}), batches of {args.batch_size}, "
-          f"{args.max_new_tokens} new tokens, {args.threads} thread(s) per process")  # fmt: skip
-    print(f"1 process:   {one['seconds']:.1f} s  (requests per process {one['per_process']})")
-    print(f"2 processes: {two['seconds']:.1f} s  (requests per process {two['per_process']})")
-    print(f"same records: {same}")
-    print(f"ratio={two['seconds'] / one['seconds']:.2f}")
+          f"{args.max_new_tokens} new tokens")  # fmt: skip
+    print(f"1 process,   {t} thread(s):  {one['seconds']:.1f} s  (requests per process {one['per_process']})")
+    print(f"1 process,   {2 * t} thread(s):  {wide['seconds']:.1f} s")
+    print(f"2 processes, {t} thread(s) each: {two['seconds']:.1f} s  (requests per process {two['per_process']})")
+    print(f"same records: {len(records) == 1}")
+    print(f"ratio against 1 process of {t} thread(s) (twice the cores: 0.5 is perfect): "
+          f"{two['seconds'] / one['seconds']:.2f}")  # fmt: skip
+    print(f"ratio={two['seconds'] / wide['seconds']:.2f}")
 
 
 if __name__ == "__main__":

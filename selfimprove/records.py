@@ -72,10 +72,6 @@ class Rollout:
         verdicts = {k: Verdict(**v) for k, v in data.get("verdicts", {}).items()}
         return cls(**{**data, "verdict": Verdict(**verdict) if verdict else None, "verdicts": verdicts})
 
-    def verdict_of(self, label: str | None = None) -> Verdict | None:
-        """The verdict of the verifier labelled ``label`` (None: the first verifier's)."""
-        return self.verdict if label is None else self.verdicts.get(label)
-
     def group_key(self, group_by: list[str]) -> str:
         """The key an advantage baseline is computed over: ``role``, ``problem_id`` and ``meta.<key>`` fields,
         joined (GRPO: role and problem; AZR: ``[meta.task_type, role]``)."""
@@ -98,9 +94,9 @@ OPTIONAL = {"completion_ids", "sampler_logps", "verdicts", "reward", "reward_par
 class Example:
     """A selected training example: the prompt the update sees and the target completion.
 
-    One record type serves every updater: SFT reads ``completion`` (and ``weight``); preference
-    updaters (DPO, SPIN) also read ``rejected``; policy-gradient updaters read ``reward`` and
-    ``group``, the key their baseline is computed over (GRPO: the problem; AZR: task type x role).
+    One record type serves every updater: SFT reads ``completion``; preference updaters (DPO, SPIN) also read
+    ``rejected``; policy-gradient updaters read ``reward``, ``group``, the key their baseline is computed over (GRPO:
+    the problem; AZR: task type x role), and ``weight``, the loss weight of the example's role (LSP's alpha).
     """
 
     id: str

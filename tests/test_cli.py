@@ -145,6 +145,17 @@ def test_good_override_in_validate(tmp_path, recipe):
     assert result.stdout.strip() == "ok  r.yaml"
 
 
+def test_validate_takes_overrides_as_run_does(tmp_path, recipe):
+    """The exact words of a run command check the same recipe: KEY=VALUE words are overrides, not recipe files."""
+    recipe(VALID)
+    result = selfimprove("validate", "r.yaml", "loop.iterations=2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok  r.yaml"
+    same_error = "command line (loop.iterations=abc): loop.iterations: expected an integer, got 'abc'"
+    for command in ("validate", "run"):
+        user_error(selfimprove(command, "r.yaml", "loop.iterations=abc", cwd=tmp_path), same_error)
+
+
 # -- validate ----------------------------------------------------------------------------------------------
 
 

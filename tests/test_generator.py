@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from selfimprove.generators import Request
 from selfimprove.generators.hf import HFGenerator, truncate_at_stop
 from selfimprove.models import Policy
@@ -77,8 +79,13 @@ def test_common_prefix_leaves_a_token_to_generate_from() -> None:
     assert common_prefix([[7, 1], [8, 1]]) == 0
 
 
-def test_shared_prefix_gives_the_same_outputs(tiny_model: str) -> None:
+def test_shared_prefix_gives_the_same_outputs(tiny_model: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from transformers.utils import generic
+
     from selfimprove.generators import hf
+
+    deprecations: list[str] = []  # transformers 5.24 renamed past_key_values to cache: nothing uses the old name
+    monkeypatch.setattr(generic.logger, "warning_once", lambda message, *a, **kw: deprecations.append(message))
 
     system = {"role": "system", "content": "A long shared instruction that every prompt in the batch starts with."}
     requests = [Request(f"r{i}", [system, {"role": "user", "content": "q" * (i + 1)}]) for i in range(5)]
@@ -88,3 +95,4 @@ def test_shared_prefix_gives_the_same_outputs(tiny_model: str) -> None:
         rows = [list(range(40)) + [i] for i in range(3)]
         assert hf.common_prefix(rows) >= hf.MIN_SHARED_PREFIX
         assert _run(shared, tiny_model, requests, seed=4) == _run(plain, tiny_model, requests, seed=4)
+    assert deprecations == []

@@ -27,7 +27,8 @@ def test_wheels_unpack_only_where_the_image_lacks_them(tmp_path: Path) -> None:
     wheels, site = tmp_path / "wheels", tmp_path / "site"
     wheels.mkdir()
     wheel(wheels, "absent_pkg", "1.0", {"absent_pkg/__init__.py": "X = 1\n", "absent_pkg-1.0.dist-info/METADATA": ""})
-    wheel(wheels, "pytest", "0.1", {"pytest_fake.py": ""})  # installed here: the image's own version is kept
+    wheel(wheels, "pytest", "0.1", {"pytest_fake.py": ""})  # installed here, newer: the image's own version is kept
+    wheel(wheels, "pluggy", "999.0", {"pluggy_newer.py": ""})  # installed here, older: the carried one goes first
     wheel(
         wheels,
         "selfimprove",
@@ -35,7 +36,8 @@ def test_wheels_unpack_only_where_the_image_lacks_them(tmp_path: Path) -> None:
         {"selfimprove/__init__.py": "", "selfimprove-0.1.0.dist-info/entry_points.txt": ""},
     )
     unpacked = install_wheels(wheels, site)
-    assert unpacked == ["absent_pkg-1.0-py3-none-any.whl", "selfimprove-0.1.0-py3-none-any.whl"]
+    assert unpacked == ["absent_pkg-1.0-py3-none-any.whl", "pluggy-999.0-py3-none-any.whl",
+                        "selfimprove-0.1.0-py3-none-any.whl"]  # fmt: skip
     assert (site / "absent_pkg" / "__init__.py").exists() and not (site / "pytest_fake.py").exists()
     # the project gives its metadata only: its code is the working tree's
     assert (site / "selfimprove-0.1.0.dist-info" / "entry_points.txt").exists() and not (site / "selfimprove").exists()

@@ -308,3 +308,33 @@ def test_a_shared_prompt_prefix_runs_once_with_the_same_log_probs_and_gradients(
     assert len(grads_a) == len(grads_b) and all(
         torch.allclose(x, y, atol=1e-5) for x, y in zip(grads_a, grads_b, strict=True)
     )
+
+
+@pytest.mark.parametrize("shortcut", ["share_prefix", "skip_zero_advantage", "merged_generation"])
+def test_each_shortcut_off_gives_the_same_update_by_another_path(tiny_model: str, shortcut: str) -> None:
+    """Each exact shortcut is a switch (for benchmarks): off, the update is the same, computed the long way."""
+    system = {"role": "system", "content": "Answer with one number, as in 2 + 2 = 4 and 3 + 5 = 8. " * 3}
+    rollouts = [Example(f"e{i}", [system, {"role": "user", "content": f"{i % 3} + 1 = ?"}], f"{i % 3 + 1}" + "0" * i,
+                        reward=float(i % 2 if i % 3 else 1), group=f"p{i % 3}", role="solver")
+                for i in range(9)]  # fmt: skip  # group p0's rewards are all 1: zero advantage
+    results = []
+    for on in (True, False):
+        t = trainer(tiny_model, GRPO(learning_rate=1e-2, beta=0.0, **{shortcut: on}))
+        passes: list[tuple[int, bool]] = []  # the training passes' rows, and whether a prefix ran apart
+        hook = t.accelerator.unwrap_model(t.actor).register_forward_pre_hook(
+            lambda module, args, kw, passes=passes: passes.append((kw["input_ids"].size(0), "prefix_ids" in kw)),
+            with_kwargs=True,
+        )
+        t.step(rollouts, seed=1)
+        hook.remove()
+        generating = t.policy.inference_model()
+        rows, prefixes = sum(n for n, _ in passes), any(p for _, p in passes)
+        results.append((lora_b(t), rows, prefixes, generating is t.model))
+    (on_weights, on_rows, on_prefix, on_itself), (off_weights, off_rows, off_prefix, off_itself) = results
+    assert all(torch.allclose(on_weights[k], off_weights[k], atol=1e-5) for k in on_weights)
+    if shortcut == "share_prefix":
+        assert on_prefix and not off_prefix
+    elif shortcut == "skip_zero_advantage":
+        assert (on_rows, off_rows) == (6, 9)  # the zero-advantage group's 3 rows run only without the shortcut
+    else:
+        assert not on_itself and off_itself  # a merged copy, or the PEFT model itself

@@ -52,12 +52,21 @@ Examples:
   selfimprove validate recipes/quickstart.yaml loop.iterations=5
 """
 )
-@click.argument("recipes", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("words", nargs=-1, required=True, metavar="RECIPE... [KEY=VALUE]...")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a key before checking.")
-def validate(recipes: tuple[str, ...], overrides: tuple[str, ...]) -> None:
-    """Check recipes without loading a model: names, arguments, types, data files. Reports every problem."""
+def validate(words: tuple[str, ...], overrides: tuple[str, ...]) -> None:
+    """Check recipes without loading a model: names, arguments, types, data files. Reports every problem.
+
+    KEY=VALUE words are overrides, as `run` takes them, so the exact command to be run can be checked."""
+    from pathlib import Path
+
     from selfimprove.config import load_recipe
 
+    # a word with "=" that is not a file is an override (a recipe's path may hold "=" too)
+    recipes = [w for w in words if "=" not in w or Path(w).is_file()]
+    overrides = (*overrides, *(w for w in words if w not in recipes))
+    if not recipes:
+        raise UserError("validate: name at least one recipe file")
     failures = []
     for path in recipes:
         try:

@@ -137,7 +137,7 @@ class HFGenerator:
             "attention_mask": torch.tensor(mask, device=model.device),
         }
         if shared:
-            cache = model(input_ids=torch.tensor([prefix], device=model.device), use_cache=True).past_key_values
+            cache = model(input_ids=torch.tensor([prefix], device=model.device), use_cache=True).cache
             cache.batch_repeat_interleave(len(rows))
             inputs["cache"] = cache
         return inputs

@@ -123,7 +123,7 @@ class OnlineRunner:
             step_dir(s), "eval.json")]  # fmt: skip
 
     def step(self, step: int) -> None:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         self.procs.generated = 0  # this step's requests only (not an evaluation's)
         rollouts, times = self.play(step)
         examples = self.examples(rollouts)
@@ -131,6 +131,7 @@ class OnlineRunner:
             update = self.trainer.step(examples, stages.stage_seed(self.seed, "update", step))
         times["update"] = t.seconds
         times["step"] = time.perf_counter() - start
+        update["cpu_seconds"] = round(time.process_time() - cpu, 3)  # every thread's: against wall, the cores used
         update["requests_per_process"] = self.procs.take_generated()
         self.log_step(step, rollouts, update, times)
 

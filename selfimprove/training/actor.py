@@ -10,10 +10,6 @@ import torch
 class Actor(torch.nn.Module):
     """The policy (and PPO's value head on its last hidden state) as one module, so DDP sees every parameter."""
 
-    # False under FSDP: the prefix's keys and values reach the loss without passing through its layers' outputs,
-    # where FSDP re-gathers a layer's weights for the backward pass; each row then runs the prefix itself
-    share_prefix = True
-
     def __init__(self, policy: Any, temperature: float = 1.0, value_head: torch.nn.Module | None = None):
         super().__init__()
         self.policy, self.temperature, self.value_head = policy, temperature, value_head
@@ -43,7 +39,7 @@ class Actor(torch.nn.Module):
         c = completion_ids.size(1)
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids}
         if prefix_ids is not None:
-            if self.split is None or not self.share_prefix:  # run the prefix in every row instead
+            if self.split is None:  # the model's own forward: run the prefix in every row instead
                 b = input_ids.size(0)
                 s = prefix_ids.size(1)
                 inputs = {
@@ -55,7 +51,7 @@ class Actor(torch.nn.Module):
                 }
             else:
                 backbone = self.split[0]
-                cache = backbone(input_ids=prefix_ids, use_cache=True).past_key_values
+                cache = backbone(input_ids=prefix_ids, use_cache=True).cache
                 cache.batch_repeat_interleave(input_ids.size(0))
                 full_mask = torch.cat([torch.ones_like(prefix_ids).expand(input_ids.size(0), -1), attention_mask], 1)
                 inputs = {**inputs, "attention_mask": full_mask, "cache": cache}

@@ -46,7 +46,7 @@ def shared_prefix(rows: list[list[int]]) -> int:
 
 
 def collate(
-    prompts: list[list[int]], completions: list[list[int]], pad_id: int, min_shared: int = MIN_SHARED_PREFIX
+    prompts: list[list[int]], completions: list[list[int]], pad_id: int, min_shared: int | None = MIN_SHARED_PREFIX
 ) -> dict[str, torch.Tensor]:
     """Left-padded prompts followed by right-padded completions, with positions that skip the padding.
 
@@ -54,9 +54,10 @@ def collate(
     group's whole prompt), that prefix is taken out as ``prefix_ids`` (1, S): the actor runs it once and the rows
     attend to its keys and values (``Actor.forward``), which gives the same log-probs and gradients for a fraction
     of the prompt tokens. ``input_ids`` etc. then hold the rest of each row, positions counted from S.
+    ``min_shared=None`` never takes a prefix out (every row runs its whole prompt).
     """
-    shared = shared_prefix(prompts) if len(prompts) > 1 else 0
-    shared = shared if shared >= min_shared else 0
+    shared = shared_prefix(prompts) if len(prompts) > 1 and min_shared is not None else 0
+    shared = shared if min_shared is not None and shared >= min_shared else 0
     rests = [prompt[shared:] for prompt in prompts]
     p, c = max(map(len, rests)), max(map(len, completions))
     ids, attention, comp, mask = [], [], [], []

@@ -26,6 +26,7 @@ The learning rate follows the schedule over the run's steps (one scheduler step 
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 import warnings
@@ -64,6 +65,10 @@ class Trainer:
         self.sharding = sharding  # "fsdp": checkpoints carry the sharded state, whatever the number of processes
         # sharded within a process group: one process alone keeps the whole model (nothing to shard)
         self.sharded = sharding == "fsdp" and torch.distributed.is_available() and torch.distributed.is_initialized()
+        if self.sharded and objective.share_prefix:
+            # each row runs the shared prompt prefix: its keys and values would reach the loss without passing through
+            # its layers' outputs, where FSDP re-gathers a layer's weights for the backward pass
+            self.objective = objective = dataclasses.replace(objective, share_prefix=False)
         self.tokenizer = load_tokenizer(base)
         set_seed(seed)  # before the adapter and the value head are created
         model = load_for_training(base, adapter, None)
@@ -77,7 +82,6 @@ class Trainer:
             actor.to(self.accelerator.device)  # the value head (accelerate's prepare moves it otherwise)
         if self.sharded:
             for module in filter(None, (actor, self.reference)):
-                module.share_prefix = False
                 fsdp.shard(module, bf16=cuda)
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizers = [torch.optim.AdamW(trainable, lr=objective.learning_rate, weight_decay=objective.weight_decay)]
@@ -188,12 +192,15 @@ class Trainer:
         lengths = [len(p) + len(c) for p, c in zip(prompts, completions, strict=True)]
         mine = list(range(accelerator.process_index, len(prompts), accelerator.num_processes))
         scored: list[tuple[int, torch.Tensor, torch.Tensor | None]] = []
-        parts = micro_batches(mine, lengths, self.objective.max_tokens_per_micro_batch, prompts)
+        o = self.objective
+        grouped = prompts if o.share_prefix else None  # rows of one prompt together, to share its prefix pass
+        parts = micro_batches(mine, lengths, o.max_tokens_per_micro_batch, grouped)
         if self.sharded:  # FSDP's forwards are collectives: as many on every process, the extra ones discarded
             parts += [[]] * (fsdp.pad_forward_count(len(parts), accelerator.num_processes, accelerator.device)
                              - len(parts))  # fmt: skip
         for rows in parts:
-            inputs = collate([prompts[i] for i in rows or [0]], [completions[i] for i in rows or [0]], pad_id)
+            inputs = collate([prompts[i] for i in rows or [0]], [completions[i] for i in rows or [0]], pad_id,
+                             o.min_shared_prefix)  # fmt: skip
             with accelerator.autocast():
                 logps, values = actor(**model_inputs(inputs, accelerator.device))
             for k, i in enumerate(rows):
@@ -219,7 +226,7 @@ class Trainer:
         # model are all wrong, and this is most of the batch.
         silent = (
             batch.advantages.abs().sum(-1) == 0
-            if o.beta == 0 and not o.uses_critic
+            if o.skip_zero_advantage and o.beta == 0 and not o.uses_critic
             else torch.zeros(n, dtype=torch.bool)
         )
         totals = torch.zeros(5, dtype=torch.float64, device=accelerator.device)  # see PolicyGradient.loss
@@ -239,7 +246,8 @@ class Trainer:
                 warm = o.warming_up(self.optimizer_steps)
                 # a share of the minibatch per process; equal micro-batch counts keep DDP's all-reduces paired
                 active = [i for i in minibatch if not silent[i]]
-                parts = micro_batches(active[rank::world], lengths, o.max_tokens_per_micro_batch, batch.prompts)
+                grouped = batch.prompts if o.share_prefix else None
+                parts = micro_batches(active[rank::world], lengths, o.max_tokens_per_micro_batch, grouped)
                 count = len(parts)
                 if world > 1:
                     count = int(accelerator.gather(torch.tensor([count], device=accelerator.device)).max())
@@ -380,7 +388,8 @@ class TrainedPolicy:
     """The trainer's live weights as a policy generators sample from (``selfimprove.models.live.LivePolicy``).
 
     LoRA (not QLoRA) generates from a merged copy refreshed only when an update has happened since the last
-    sync (``training.merged``); full fine-tuning and QLoRA generate with the trained model itself.
+    sync (``training.merged``), unless the objective's ``merged_generation`` is off; full fine-tuning and QLoRA
+    generate with the trained model itself.
     """
 
     def __init__(self, trainer: Trainer):
@@ -399,7 +408,7 @@ class TrainedPolicy:
         if self.trainer.sharded:
             raise RuntimeError("the trainer's weights are sharded: generate inside TrainedPolicy.gathered()")
         model = self.trainer.model
-        if self.trainer.adapter.type != "lora":
+        if self.trainer.adapter.type != "lora" or not self.trainer.objective.merged_generation:
             return model.eval()
         if self._merged is None:
             from selfimprove.training.merged import MergedCopy

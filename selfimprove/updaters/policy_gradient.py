@@ -20,7 +20,7 @@ from selfimprove.errors import UserError
 from selfimprove.objectives.kl import Estimator, kl_estimate
 from selfimprove.objectives.losses import Aggregation, clipped_policy_loss
 from selfimprove.training.actor import model_inputs
-from selfimprove.training.tokens import collate
+from selfimprove.training.tokens import MIN_SHARED_PREFIX, collate
 
 RoleLoss = Literal["joint", "per_role"]
 SCHEDULES = ("constant", "constant_with_warmup", "linear", "cosine")
@@ -78,6 +78,12 @@ class PolicyGradient:
     temperature: float = 1.0
     max_grad_norm: float | None = 1.0
     weight_decay: float = 0.0
+    # Exact shortcuts, each on by default and each a switch, so that a benchmark can measure what it buys
+    # (benchmarks/online_grpo_vs_trl.py): the prompts' shared prefix runs once in the training passes; rows whose
+    # advantages are all zero (no KL, no critic) skip the passes; LoRA generates from a merged copy of the weights.
+    share_prefix: bool = True
+    skip_zero_advantage: bool = True
+    merged_generation: bool = True
 
     def __post_init__(self) -> None:
         small_batch = self.mini_batch_size is not None and self.mini_batch_size < 1
@@ -91,6 +97,11 @@ class PolicyGradient:
             raise UserError(f"{self.name}: lr_scheduler is one of {', '.join(SCHEDULES)}; warmup_steps >= 0")
         if self.role_loss not in ("joint", "per_role"):
             raise UserError(f"{self.name}: role_loss is 'joint' or 'per_role', got {self.role_loss!r}")
+
+    @property
+    def min_shared_prefix(self) -> int | None:
+        """What ``collate`` takes: the shortest prefix worth a pass of its own, or None (``share_prefix`` off)."""
+        return MIN_SHARED_PREFIX if self.share_prefix else None
 
     # -- what subclasses define ------------------------------------------------------------------------------
     def needs_reference(self) -> bool:
@@ -128,7 +139,8 @@ class PolicyGradient:
         """The loss of micro-batch ``rows`` under the minibatch's per-sequence ``weights`` (N,), and its share of
         the metric sums: policy loss, KL x tokens, clipped tokens, tokens, value loss."""
         device = next(actor.parameters()).device
-        inputs = collate([batch.prompts[i] for i in rows], [batch.completions[i] for i in rows], batch.pad_id)
+        inputs = collate([batch.prompts[i] for i in rows], [batch.completions[i] for i in rows], batch.pad_id,
+                         self.min_shared_prefix)  # fmt: skip
         c = inputs["completion_ids"].size(1)
         mask = inputs["mask"].to(device)
         w = weights[rows].to(device)[:, None] * mask
