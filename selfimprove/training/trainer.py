@@ -389,7 +389,7 @@ class TrainedPolicy:
 
     LoRA (not QLoRA) generates from a merged copy refreshed only when an update has happened since the last
     sync (``training.merged``), unless the objective's ``merged_generation`` is off; full fine-tuning and QLoRA
-    generate with the trained model itself.
+    generate with the trained model itself. Under FSDP each generate call gathers the weights (``gathered``).
     """
 
     def __init__(self, trainer: Trainer):
