@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import torchrun
-from test_distributed import TINY_GRPO, launch, metrics, records, rounded, summary
+from test_distributed import TINY_GRPO, launch, metrics
 
 from selfimprove.config import load_recipe
 from selfimprove.errors import ConfigError
@@ -53,6 +53,31 @@ def sharded_state(folder: Path) -> dict:
 
     dcp_to_torch_save(folder, folder.with_suffix(".pt"))
     return torch.load(folder.with_suffix(".pt"), weights_only=False)
+
+
+def near(a, b, tol: float = 1e-4) -> bool:
+    """Equal, floats within ``tol`` (entropies and losses of weights equal to float rounding: rounding both to some
+    decimals would still split a pair that straddles a boundary)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= tol
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(near(a[k], b[k], tol) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(near(x, y, tol) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def records(run: Path) -> dict[str, list[dict]]:
+    """Every record file of a run but the metrics: rollouts (texts, token ids, rewards), evaluations."""
+    return {
+        str(p.relative_to(run)): [json.loads(line) for line in p.read_text().splitlines()]
+        for p in sorted(run.rglob("*.jsonl"))
+        if p.name != "metrics.jsonl"
+    }
+
+
+def summary(run: Path) -> dict:
+    return json.loads((run / "summary.json").read_text())
 
 
 def policy_weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -103,8 +128,8 @@ def test_online_grpo_sharded_over_two_processes_equals_one(tiny_model: str, tmp_
     one, two = tmp_path / "one", tmp_path / "two"
     launch(1, TINY_GRPO, one, overrides)
     launch(2, TINY_GRPO, two, [*overrides, "trainer.sharding=fsdp"])
-    assert records(one) == records(two)  # the samples of the gathered weights, the rewards, the evaluations
-    assert summary(one) == summary(two)
+    assert near(records(one), records(two))  # the samples of the gathered weights, the rewards, the evaluations
+    assert near(summary(one), summary(two))
     assert [m["requests_per_process"] for m in metrics(two, "step")] == [[8, 8], [8, 8]]
     for m1, m2 in zip(metrics(one, "step"), metrics(two, "step"), strict=True):
         assert abs(m1["loss"] - m2["loss"]) < 1e-5 and abs(m1["kl"] - m2["kl"]) < 1e-5
@@ -168,8 +193,8 @@ def test_sigkill_then_resume_with_the_same_and_another_number_of_processes(tiny_
     assert not list(killed.rglob("*.partial")) and not list(killed.rglob("*.tmp"))
 
     run(_cli(1, fewer, tiny_model))  # one process from the two's sharded checkpoint: the same run, to float error
-    assert rounded(_outcome(fewer)[0]) == rounded(summary_a)
-    assert records(fewer) == records(reference)  # texts, token ids, rewards; floats (entropies) to 5 decimals
+    assert near(summary(fewer), summary_a)
+    assert near(records(fewer), records(reference))  # texts, token ids, rewards; floats (entropies) to 1e-4
     close(tensors_a, _outcome(fewer)[3])
 
 
