@@ -1,6 +1,7 @@
 """An online run's checkpoints: ``checkpoints/step-NNNNNN/`` holds the policy (a standard PEFT adapter or HF model
-folder, ``policy/``), the trainer's state (``trainer.pt``: optimizers, schedules, value head, RNG states) and the
-loop's (``state.json``: the step, the buffers).
+folder, ``policy/``), the trainer's state (``trainer.pt``: optimizers, schedules, value head, RNG states; under
+``trainer.sharding: fsdp`` the optimizers and the trained weights go to ``sharded/`` instead, written by every
+process) and the loop's (``state.json``: the step, the buffers).
 
 A checkpoint is written into ``step-NNNNNN.tmp``, its files flushed to disk, then renamed: a directory without the
 suffix is complete. Only the newest ``keep_last`` are kept.
