@@ -44,12 +44,6 @@ def shard(actor: torch.nn.Module, bf16: bool) -> None:
     fully_shard(actor, **kwargs)
 
 
-def is_sharded(module: torch.nn.Module) -> bool:
-    from torch.distributed.fsdp import FSDPModule
-
-    return isinstance(module, FSDPModule)
-
-
 @contextmanager
 def gathered(module: torch.nn.Module) -> Iterator[None]:
     """Every FSDP module in ``module`` unsharded for the block: its parameters are whole tensors on the modules
