@@ -3,8 +3,9 @@
 Each decoder layer (the model's ``_no_split_modules``, as accelerate's FSDP auto-wrap picks them) and then the
 actor as a whole (embeddings, final norm, LM head, PPO's value head) become FSDP modules: every process keeps a
 1/P slice of each parameter, of its gradient and of AdamW's moments; a layer's parameters are all-gathered for its
-forward and backward and freed after. Nothing else in the update changes: the loss weights are the whole
-minibatch's and FSDP's reduce-scatter averages the gradients as DDP's all-reduce does.
+forward and backward and freed after. The update is DDP's: the loss weights are the whole minibatch's and FSDP's
+reduce-scatter averages the gradients as DDP's all-reduce does; only the rows' shared prompt prefix runs in every
+row (the updater's ``share_prefix`` off, see ``Trainer``).
 
 Every forward is a collective, so every process must run the same number of them: the update already pads each
 process's share of a minibatch to the same number of micro-batches, scoring does the same (``Trainer._score``),
