@@ -7,7 +7,9 @@ in its own process under its own time limit and all of them inside one overall b
 
 - ``pytest -m gpu``: the CUDA tests (tests/test_gpu.py and the QLoRA tests);
 - one online GRPO step at Qwen2.5-0.5B's real shape (random weights) with LoRA, full fine-tuning and QLoRA, ours and
-  TRL's ``GRPOTrainer`` on the same work (``benchmarks/gpu_online_grpo.py``).
+  TRL's ``GRPOTrainer`` on the same work (``benchmarks/gpu_online_grpo.py``);
+- the FSDP2 trainer at the same shape over a process group of one: its per-process state, and what gathering the
+  weights for generation costs against a generate call and an update (``benchmarks/sharded_memory.py``).
 
 It writes ``gpu-check.json`` (every figure) and ``summary.txt`` (what ran, passed, failed or was skipped, and why)
 to ``--out``, prints the summary with ``time_ratio=`` last, and exits 1 if any part failed (a skip is not a failure).
@@ -38,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / ".gpu-site"  # where carried wheels are unpacked (git-ignored)
 WHEEL_NAME = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)-")
 # seconds: (GPU, dry run); the whole check stays inside --budget
-LIMITS = {"pytest-gpu": (150, 60), "grpo": (320, 150)}
+LIMITS = {"pytest-gpu": (120, 60), "grpo": (270, 150), "fsdp-gather": (70, 60)}
 SIDE_LIMIT = (150, 60)  # seconds one side of the GRPO comparison may take: (GPU, dry run)
 PACKAGES = ["torch", "transformers", "accelerate", "peft", "trl", "datasets", "bitsandbytes", "math-verify", "vllm"]
 
@@ -182,6 +184,25 @@ def grpo(part: Part, timeout: float, env: dict, out: Path, dry_run: bool) -> Non
         f"; {part.detail}" if part.status == "failed" else "")  # fmt: skip
 
 
+def fsdp_gather(part: Part, timeout: float, env: dict, out: Path, dry_run: bool) -> None:
+    """The sharded trainer's state and gather cost, on the GRPO part's model shape."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from gpu_online_grpo import build_model
+
+    model = out / "fsdp-model"
+    build_model("tiny" if dry_run else "qwen2.5-0.5b", model)
+    command = [sys.executable, str(ROOT / "benchmarks" / "sharded_memory.py"), "--sides", "whole,sharded-alone",
+               "--model", str(model), "--repeats", "2"]  # fmt: skip
+    result = run_part(part, command, timeout, env, out / "fsdp-gather.log")
+    lines = result.stdout.strip().splitlines()
+    if part.status != "failed" and result.returncode == 0 and lines and lines[-1].startswith("gather_share="):
+        part.status, part.figures = "passed", {"lines": lines, "gather_share": float(lines[-1].split("=")[1])}
+        part.detail = f"gather_share {part.figures['gather_share']:.3f} (gather / (generate call + update))"
+    else:
+        part.status = "failed"
+        part.detail = part.detail or f"exit {result.returncode}: {result.stderr.strip()[-300:]}"
+
+
 def summary(parts: list[Part], env_info: dict, dry_run: bool) -> str:
     lines = [f"GPU check{' (dry run on CPU: tiny shapes, no figures)' if dry_run else ''}: {env_info['device']}, "
              f"CUDA {env_info['cuda']}, Python {env_info['python']}",
@@ -193,6 +214,8 @@ def summary(parts: list[Part], env_info: dict, dry_run: bool) -> str:
         lines.append(f"peak used for MFU: {grpo_figures['peak_tflops']:.0f} TFLOP/s ({grpo_figures['peak_source']})")
     for adapter, figures in grpo_figures.get("adapters", {}).items():
         lines.append(f"  {figures.get('line', adapter)}")
+    for line in next((p.figures.get("lines", []) for p in parts if p.name == "fsdp-gather"), [])[1:-1]:
+        lines.append(f"  fsdp: {line.strip()}")
     ratio = grpo_figures.get("time_ratio")
     full_mfu = grpo_figures.get("adapters", {}).get("full", {}).get("ours", {}).get("mfu")
     measured = f"{full_mfu:.1%}" if full_mfu is not None else "n/a"
@@ -206,12 +229,12 @@ def main() -> int:
     parser.add_argument("--out", default="gpu-check", help="folder for gpu-check.json, summary.txt and the logs")
     parser.add_argument("--dry-run", action="store_true", help="CPU, tiny shapes: checks the script, no figures")
     parser.add_argument("--wheels", default=str(ROOT / "gpu-wheels"), help="wheels carried to the GPU machine")
-    parser.add_argument("--budget", type=float, help="seconds for the whole check (default 480, dry run 180)")
+    parser.add_argument("--budget", type=float, help="seconds for the whole check (default 480, dry run 240)")
     args = parser.parse_args()
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    budget = args.budget or (180 if args.dry_run else 480)
+    budget = args.budget or (240 if args.dry_run else 480)
 
     install = Part("install")
     wheels = Path(args.wheels)
@@ -238,7 +261,8 @@ def main() -> int:
 
     parts = [install]
     for name, run in (("pytest-gpu", lambda p, t: pytest_gpu(p, t, env, out)),
-                      ("grpo", lambda p, t: grpo(p, t, env, out, args.dry_run))):  # fmt: skip
+                      ("grpo", lambda p, t: grpo(p, t, env, out, args.dry_run)),
+                      ("fsdp-gather", lambda p, t: fsdp_gather(p, t, env, out, args.dry_run))):  # fmt: skip
         part = Part(name)
         parts.append(part)
         left = budget - (time.perf_counter() - start)
