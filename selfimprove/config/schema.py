@@ -424,8 +424,8 @@ def _check_mode(recipe: Recipe, b: _Builder) -> None:
     generator = registry.get("generator", recipe.generator.name)
     if not getattr(generator, "live", False):
         b.problem(("generator", "name"), f"generator {recipe.generator.name} cannot sample from the live policy")
-    minimums = (("steps", 0), ("batch_size", 1), ("eval_every", 0), ("save_every", 1), ("keep_last", 1), ("seed_steps", 0))
-    for key, minimum in minimums:
+    minimums = {"steps": 0, "batch_size": 1, "eval_every": 0, "save_every": 1, "keep_last": 1, "seed_steps": 0}
+    for key, minimum in minimums.items():
         if getattr(recipe.loop, key) < minimum:
             b.problem(("loop", key), f"must be at least {minimum}, got {getattr(recipe.loop, key)}")
     if not 0 <= recipe.loop.max_failed_rewards <= 1:
