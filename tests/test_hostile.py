@@ -31,6 +31,7 @@ import pytest
 
 from selfimprove.sandbox import mode
 from selfimprove.sandbox.plain import decode, encode
+from selfimprove.verifiers.code import verdict_limits
 
 sys.path.insert(0, str(Path(__file__).parent))
 from hostile.hacks import HACKS, Hack  # noqa: E402
@@ -38,7 +39,7 @@ from hostile.hacks import HACKS, Hack  # noqa: E402
 DRIVER = Path(__file__).parent / "hostile" / "driver.py"
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = "assert add(2, 3) == 5\n"
-ISOLATION, NPROC = "isolation", "process limit"
+ISOLATION, NPROC, SECCOMP = "isolation", "process limit", "seccomp"
 
 
 @dataclass
@@ -47,7 +48,8 @@ class Case:
     tests: str = TESTS
     timeout: float = 1.0
     memory_mb: int = 1024
-    needs: str | None = None  # ISOLATION or NPROC: what containment of this program depends on
+    needs: str | None = None  # ISOLATION, NPROC or SECCOMP: what containment of this program depends on
+    then: str | None = None  # a second program verified after the first (same tests): it must not pass
 
 
 def program(text: str) -> str:
@@ -259,6 +261,113 @@ CASES = {
     ),
 }
 
+# Each defines the right add() only when its attack worked, so a pass means a leak (see the test's docstring).
+LIBC = "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+RIGHT_ADD = "def add(a, b):\n    return a + b\n"
+LEAKS = {
+    # memory outside the address-space limit (memory_mb=64): 640 MB held, then add() is right
+    "memfd_outside_the_memory_limit": Case(
+        "import os\nfds = [os.memfd_create('hold') for _ in range(40)]\nfor fd in fds:\n"
+        "    os.write(fd, b'x' * (15 << 20))\n" + RIGHT_ADD,
+        memory_mb=64,
+        needs=SECCOMP,
+    ),
+    "memfd_by_raw_system_call": Case(
+        LIBC + "import os\nfor _ in range(40):\n    fd = libc.syscall(319, b'hold', 0)\n"
+        "    assert fd >= 0, ctypes.get_errno()\n    os.write(fd, b'x' * (15 << 20))\n" + RIGHT_ADD,
+        memory_mb=64,
+        needs=SECCOMP,
+    ),
+    "sysv_shared_memory_outside_the_limit": Case(
+        LIBC + "libc.shmat.restype = ctypes.c_void_p\nfor _ in range(40):\n"
+        "    seg = libc.shmget(0, 16 << 20, 0o1600)\n    assert seg >= 0, ctypes.get_errno()\n"
+        "    at = libc.shmat(seg, None, 0)\n    assert at not in (None, 2 ** 64 - 1)\n"
+        "    ctypes.memset(at, 1, 16 << 20)\n    libc.shmdt(ctypes.c_void_p(at))\n" + RIGHT_ADD,
+        memory_mb=64,
+        timeout=3.0,
+        needs=SECCOMP,
+    ),
+    "sysv_message_queues_hold_memory": Case(
+        LIBC + "buf = ctypes.create_string_buffer(8 + 8192)\nbuf[0] = 1\nfor _ in range(2000):\n"
+        "    q = libc.msgget(0, 0o1600)\n    assert q >= 0, ctypes.get_errno()\n"
+        "    libc.msgsnd(q, buf, 8192, 0o4000)\n    libc.msgsnd(q, buf, 8192, 0o4000)\n" + RIGHT_ADD,
+        needs=SECCOMP,
+    ),
+    # kernel keyrings: a value stored by one run, read back by a later one (add() then returns it)
+    "keyring_user_keyring_across_runs": Case(
+        LIBC + "KEY = libc.syscall(248, b'user', b'selfimprove-hostile', b'5', 1, ctypes.c_long(-4))\n" + RIGHT_ADD,
+        then=LIBC
+        + "key = libc.syscall(249, b'user', b'selfimprove-hostile', None, 0)\nbuf = ctypes.create_string_buffer(8)\n"
+        "n = libc.syscall(250, 11, key, buf, 8)\ndef add(a, b):\n    return int(buf.value or b'0') if n > 0 else 0\n",
+        tests="assert add(2, 3) == 5\n",
+        needs=SECCOMP,
+    ),
+    "keyring_named_session_across_runs": Case(
+        LIBC + "libc.syscall(250, 1, b'selfimprove-hostile')\n"
+        "libc.syscall(248, b'user', b'answer', b'5', 1, ctypes.c_long(-3))\n" + RIGHT_ADD,
+        then=LIBC + "libc.syscall(250, 1, b'selfimprove-hostile')\n"
+        "key = libc.syscall(249, b'user', b'answer', None, 0)\nbuf = ctypes.create_string_buffer(8)\n"
+        "n = libc.syscall(250, 11, key, buf, 8)\ndef add(a, b):\n    return int(buf.value or b'0') if n > 0 else 0\n",
+        tests="assert add(2, 3) == 5\n",
+        needs=SECCOMP,
+    ),
+    "keyring_inherited_session": Case(
+        LIBC + "buf = ctypes.create_string_buffer(4096)\nn = libc.syscall(250, 6, ctypes.c_long(-3), buf, 4096)\n"
+        "assert n >= 0, ctypes.get_errno()\n" + RIGHT_ADD,
+        needs=SECCOMP,
+    ),
+    # watching which files the tests' process opens (it imports json before calling add)
+    "inotify_watches_the_tests_process": Case(
+        program("""
+        import ctypes, os, sysconfig, threading
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = libc.inotify_init1(0)
+        assert fd >= 0, ctypes.get_errno()
+        libc.inotify_add_watch(fd, sysconfig.get_paths()["stdlib"].encode() + b"/json", 0x20)  # IN_OPEN
+        seen = []
+        threading.Thread(target=lambda: seen.append(os.read(fd, 4096)), daemon=True).start()
+        def add(a, b):
+            return a + b if seen else 0
+        """),
+        tests="import json\nimport time\ntime.sleep(0.3)\nassert add(2, 3) == 5\n",
+        timeout=2.0,
+        needs=SECCOMP,
+    ),
+    "inotify_by_raw_system_call": Case(LIBC + "assert libc.syscall(253) >= 0\n" + RIGHT_ADD, needs=SECCOMP),
+    # new user namespaces (kernel attack surface)
+    "unshare_a_user_namespace": Case(
+        LIBC + "assert libc.unshare(0x10000000) == 0, ctypes.get_errno()\n" + RIGHT_ADD,
+        needs=SECCOMP,
+    ),
+    "unshare_command": Case(
+        "import subprocess\nassert subprocess.run(['unshare', '-U', 'true']).returncode == 0\n" + RIGHT_ADD,
+        needs=SECCOMP,
+    ),
+    "clone3_a_user_namespace": Case(
+        LIBC + "args = (ctypes.c_uint64 * 11)(0x10000000, 0, 0, 0, 17)\npid = libc.syscall(435, args, 88)\n"
+        "if pid == 0:\n    libc._exit(0)\nassert pid > 0, ctypes.get_errno()\n" + RIGHT_ADD,
+        needs=SECCOMP,
+    ),
+}
+CASES |= LEAKS
+BACKTRACK = "```" + " " * 28_000 + "x" * 28_000  # 8-10 s in the old fence regex
+STALLS = {  # the verifier's own work on hostile text: each verdict within its limit
+    "fence_without_a_closing_fence": Case(BACKTRACK),
+    "fence_128k": Case("```python" + " " * 64_000 + "\n" + "`" * 64_000),
+    "fences_on_one_line": Case("``` ```" * 40_000 + "\n" + RIGHT_ADD),
+    "program_nested_too_deep_for_the_parser": Case("x = " + "(" * 100_000 + "1" + ")" * 100_000),
+    "program_unary_chain": Case("x = " + "-" * 200_000 + "1\n" + RIGHT_ADD.replace("a + b", "0")),
+    "tests_nested_too_deep_for_the_parser": Case(RIGHT_ADD, tests="assert add(2, 3) == " + "[" * 50_000),
+    "equal_hash_set_answer": Case(
+        "def add(a, b):\n    return {i * (2 ** 61 - 1) for i in range(25_000)}\n", tests="assert add(2, 3) == 5\n"
+    ),
+    "equal_hash_dict_answer": Case(
+        "def add(a, b):\n    return {(i * (2 ** 61 - 1), 0): 0 for i in range(25_000)}\n",
+        tests="assert add(2, 3) == 5\n",
+    ),
+}
+CASES |= STALLS
+
 
 def isolations() -> list[str]:
     return ["bwrap", "none"] if shutil.which("bwrap") else ["none"]
@@ -284,6 +393,8 @@ def skip_reason(isolation: str, case: Case | Hack) -> str | None:
         return str(exc)
     if case.needs == ISOLATION and not found.isolated:
         return "containing this needs isolation; the limits-only mode does not give it"
+    if case.needs == SECCOMP and found.seccomp is None:
+        return "the seccomp filter is missing here (libseccomp's binding): the warning says so"
     if case.needs == NPROC and not found.counts_processes:
         return "root without a uid of its own is exempt from RLIMIT_NPROC in this mode; a fork storm is unbounded"
     return None
@@ -294,12 +405,15 @@ def payload(name: str, isolation: str) -> dict:
     the right one)."""
     if name in CASES:
         case = CASES[name]
-        records = [{"completion": case.program, "meta": {"tests": case.tests}}]
+        records = [{"completion": p, "meta": {"tests": case.tests}} for p in [case.program, case.then] if p]
         return {"isolation": isolation, "timeout": case.timeout, "memory_mb": case.memory_mb, "verifier": "code",
                 "records": records}  # fmt: skip
     hack = HACKS[name]
     meta = {"tests": hack.tests, **hack.meta} if hack.verifier == "code" else hack.meta
-    records = [{"completion": program, "meta": meta} for program in (hack.wrong, hack.right)]
+    records = [
+        {"completion": hack.wrong, "meta": {**meta, **hack.wrong_meta}},
+        {"completion": hack.right, "meta": meta},
+    ]
     return {"isolation": isolation, "timeout": hack.timeout, "memory_mb": 1024, "verifier": hack.verifier,
             "arguments": hack.arguments, "records": records}  # fmt: skip
 
@@ -317,7 +431,8 @@ def outcomes(tmp_path_factory):
     listener.listen(8)
     listener.setblocking(False)
     port = listener.getsockname()[1]
-    env = {**os.environ, "SELFIMPROVE_TEST_SECRET": secret, "PYTHONPATH": str(ROOT)}
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "SELFIMPROVE_TEST_SECRET": secret, "PYTHONPATH": path}
 
     def run(name: str, isolation: str) -> dict:
         secret_file, target = tmp / f"{name}-{isolation}-secret", tmp / f"{name}-{isolation}-target"
@@ -374,12 +489,13 @@ def test_contained(name, isolation, outcomes):
     results, secret, connected = outcomes
     out = results[(name, isolation)]
     assert out["driver_rc"] == 0, f"the verifying process was harmed: {out['driver_stderr']}"
-    (verdict,) = out["verdicts"]
+    verdict = out["verdicts"][-1]  # with ``then``, the second program is the one that must not pass
     out |= verdict
     assert out["passed"] is False, out["info"]
     assert out["info"]["status"] in ("failed", "timeout", "memory", "syntax", "error")
     assert out["survivors"] == [], "processes outlived the run"
-    assert out["seconds"] <= case.timeout + 1.0, f"took {out['seconds']:.2f} s"
+    assert max(v["seconds"] for v in out["verdicts"]) <= verdict_limits(case.timeout, 64).timeout + 1.0
+    assert out["keys"] == [], "a kernel key outlived the run"
     assert out["secret_intact"] and not out["target_written"]
     assert secret not in json.dumps(out["info"])
     if name == "connect_localhost":
@@ -416,7 +532,7 @@ def test_hack_fails_and_the_right_program_passes(name, isolation, outcomes):
     assert wrong["passed"] is False and wrong["info"]["status"] != "syntax", wrong["info"]
     assert right["passed"] is True, right["info"]
     assert out["survivors"] == [], "processes outlived the run"
-    assert max(wrong["seconds"], right["seconds"]) <= hack.timeout + 1.0
+    assert max(wrong["seconds"], right["seconds"]) <= verdict_limits(hack.timeout, 64).timeout + 1.0
     assert not out["target_written"]
     if hack.verifier == "executor":  # an output is always a plain value, in its canonical text
         for verdict in (wrong, right):

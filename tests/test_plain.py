@@ -228,7 +228,7 @@ def test_channel_round_trip_and_partial_reads():
     [
         (b"\xff\xfe\n", "UTF-8"),
         (b"print(1)\n", "calls"),
-        (b"x" * 100 + b"\n", "Name"),
+        (b"x" * 100 + b"\n", "name"),
         (b"1" * 5000, "longer"),  # no newline within the cap
     ],
 )

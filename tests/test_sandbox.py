@@ -161,6 +161,68 @@ def test_bwrap_tmp_is_size_capped():
     assert "No space left on device" in run(source, "bwrap", tmp_mb=4).stderr
 
 
+SYSCALLS = """
+import ctypes, errno, json, os, threading, subprocess
+libc = ctypes.CDLL(None, use_errno=True)
+def call(number, *args):
+    return -ctypes.get_errno() if libc.syscall(number, *args) < 0 else 0
+KEY_SPEC_SESSION_KEYRING = ctypes.c_long(-3)
+refused = {
+    "memfd_create": call(319, b"m", 0),
+    "keyctl": call(250, 0, KEY_SPEC_SESSION_KEYRING, 0),
+    "add_key": call(248, b"user", b"k", b"v", 1, KEY_SPEC_SESSION_KEYRING),
+    "request_key": call(249, b"user", b"k", None, 0),
+    "shmget": call(29, 0, 1 << 20, 0o1600),
+    "msgget": call(68, 0, 0o1600),
+    "semget": call(64, 0, 1, 0o1600),
+    "inotify_init1": call(294, 0),
+    "unshare": call(272, 0x10000000),
+    "clone3": call(435, None, 0),
+    "io_uring_setup": call(425, 1, None),
+}
+thread = threading.Thread(target=lambda: None)
+thread.start()
+thread.join()
+works = subprocess.run(["/bin/echo", "ok"], capture_output=True, text=True).stdout
+print(json.dumps({"refused": refused, "works": works}))
+"""
+
+
+def test_seccomp_filter_refuses_what_escapes_the_limits(isolation):
+    """Keyrings, memfd, System V IPC, inotify and new namespaces fail with EPERM (clone3 with ENOSYS, so the C
+    library falls back to clone); threads and processes still work. Bubblewrap loads the filter, or without it
+    the bootstrap does."""
+    if mode(isolation).seccomp is None:
+        pytest.skip("libseccomp's binding is missing (the warning test covers that)")
+    if os.uname().machine != "x86_64":
+        pytest.skip("the system call numbers in this test are x86-64's")
+    seen = json.loads(run(SYSCALLS, isolation).stdout)
+    assert seen["works"] == "ok\n"
+    assert seen["refused"] == {name: -errno.EPERM for name in seen["refused"]} | {"clone3": -errno.ENOSYS}
+
+
+@pytest.mark.parametrize("asked", MODES)
+def test_missing_seccomp_binding_is_a_loud_gap(monkeypatch, asked):
+    monkeypatch.setattr(sandbox_run, "_modes", {})
+    monkeypatch.setattr(sandbox_run, "_warned", False)
+    monkeypatch.setattr(sandbox_run.seccomp, "bpf", lambda: "libseccomp's Python binding is not usable (test)")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        found = mode(asked)
+        assert run_python("print(1)", isolation=asked).stdout == "1\n"  # still runs, with the other limits
+    assert found.isolated == (asked == "bwrap") and found.seccomp is None
+    (message,) = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert "NOT FULLY ISOLATED" in message and "kernel keyrings, memfd" in message and "pyseccomp" in message
+
+
+def test_multiprocessing_works(isolation):
+    source = (
+        "import multiprocessing as mp\ndef square(x):\n    return x * x\n"
+        "with mp.Pool(2) as pool:\n    print(pool.map(square, [1, 2, 3]))"
+    )
+    assert run(source, isolation, timeout=10).stdout == "[1, 4, 9]\n"
+
+
 def test_process_limit(isolation):
     if not mode(isolation).counts_processes:
         pytest.skip("root without a uid of its own is exempt from RLIMIT_NPROC in this mode")

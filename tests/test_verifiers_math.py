@@ -176,8 +176,10 @@ def test_extract_final_number_and_boxed():
 
 def test_last_code_block():
     text = "```python\nx = 1\n```\ntext\n```\ny = 2\n```\n```text\nout\n```"
-    assert last_code_block(text) == "y = 2\n"
+    assert last_code_block(text) == "x = 1\n"  # a block tagged so wins over a later untagged one
+    assert last_code_block(text, language="rust") == "y = 2\n"
     assert last_code_block(text, language=None) == "out\n"
+    assert last_code_block("```text\nout\n```", language="python") == "out\n"
     assert last_code_block("no code") is None
 
 

@@ -13,6 +13,7 @@ and its tests as the driver, so nothing the untrusted code can reach holds the c
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import functools
 import marshal
@@ -33,13 +34,14 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from selfimprove.errors import UserError
-from selfimprove.sandbox import bwrap
+from selfimprove.sandbox import bwrap, seccomp
 from selfimprove.sandbox.limits import MB, Limits
 
 ISOLATIONS = ("auto", "bwrap", "none")
 REPORT_FD = 3
 PEER_IN_FD, PEER_OUT_FD = 4, 5  # in a pair: what the other program writes, and the way to it
 REPORT_CAP = 1024 * 1024
+UNFILTERED = "kernel keyrings, memfd, System V IPC and new namespaces (no seccomp filter)"
 UID_BASE = 1 << 30  # far above any real account; one uid per concurrent run of this process
 T, R = TypeVar("T"), TypeVar("R")
 
@@ -58,12 +60,20 @@ def _job():
     for target, fd in job["fds"]:
         os.dup2(fd, target)
         os.close(fd)
+    if job["seccomp"]:  # without bubblewrap, which would load it: PR_SET_NO_NEW_PRIVS, then PR_SET_SECCOMP
+        import ctypes
+        class Program(ctypes.Structure):
+            _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+        libc = ctypes.CDLL(None, use_errno=True)
+        program = Program(len(job["seccomp"]) // 8, job["seccomp"])
+        if libc.prctl(38, 1, 0, 0, 0) or libc.prctl(22, 2, ctypes.byref(program), 0, 0):
+            raise OSError(ctypes.get_errno(), "the seccomp filter did not load")
     sys.argv = ["main.py", *job["args"]]
     preamble = [marshal.loads(job["preamble"])] if job["preamble"] else []
     return [*preamble, compile(job["source"], "main.py", "exec")]
-_namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+_main = sys.modules["__main__"] = type(sys)("__main__")  # a module of its own: pickle finds its functions
 for _code in _job():
-    exec(_code, _namespace)
+    exec(_code, _main.__dict__)
 """
 
 
@@ -89,6 +99,7 @@ class Mode:
     bwrap: bwrap.Bwrap | None
     drop_uid: bool  # each run gets a uid of its own (we are root and the interpreter is reachable)
     gaps: tuple[str, ...] = ()  # what is not contained, for the one-time warning
+    seccomp: bytes | None = field(default=None, repr=False)  # the filter (selfimprove.sandbox.seccomp), if any
 
     @property
     def isolated(self) -> bool:
@@ -139,6 +150,7 @@ def _decide(isolation: str) -> Mode:
     every reward into zero."""
     root = os.geteuid() == 0
     path = shutil.which("bwrap") if isolation != "none" else None
+    built = seccomp.bpf()
     candidates = []
     if path and root:
         candidates.append(Mode(bwrap.Bwrap(path, as_root=True), drop_uid=True))
@@ -147,9 +159,9 @@ def _decide(isolation: str) -> Mode:
         candidates.append(Mode(bwrap.Bwrap(path, as_root=False), drop_uid=False, gaps=gaps))
     problems = []
     for candidate in candidates:
-        problem = _trial(candidate)
-        if problem is None:
-            return candidate
+        found, problem = _filtered(candidate, built)
+        if found is not None:
+            return found
         problems.append(problem)
     if isolation == "bwrap":
         state = "does not work here: " + problems[0] if problems else "is not installed (apt-get install bubblewrap)"
@@ -161,16 +173,30 @@ def _decide(isolation: str) -> Mode:
         "the environment of other processes",
     ]
     if root and _reachable_by_others(interpreter()):
-        dropped = Mode(None, drop_uid=True, gaps=tuple(gaps))
-        if _trial(dropped) is None:
+        dropped, _ = _filtered(Mode(None, drop_uid=True, gaps=tuple(gaps)), built)
+        if dropped is not None:
             return dropped
     if root:
         gaps.append("the process limit (root is exempt from RLIMIT_NPROC)")
-    fallback = Mode(None, drop_uid=False, gaps=tuple(gaps))
-    problem = _trial(fallback)
-    if problem is not None:
+    fallback, problem = _filtered(Mode(None, drop_uid=False, gaps=tuple(gaps)), built)
+    if fallback is None:
         raise RuntimeError(f"the sandbox cannot run Python here: {problem}")
     return fallback
+
+
+def _filtered(candidate: Mode, built: bytes | str) -> tuple[Mode | None, str | None]:
+    """``candidate`` with the seccomp filter (``built``; a string says why there is none) when a trial run works
+    so, else without it and the gap named, else None and what went wrong."""
+    why = built
+    if isinstance(built, bytes):
+        filtered = dataclasses.replace(candidate, seccomp=built)
+        why = _trial(filtered)
+        if why is None:
+            return filtered, None
+        why = f"the filter does not load here: {why}"
+    unfiltered = dataclasses.replace(candidate, gaps=(f"{UNFILTERED} ({why})", *candidate.gaps))
+    problem = _trial(unfiltered)
+    return (unfiltered, None) if problem is None else (None, problem)
 
 
 def _trial(candidate: Mode) -> str | None:
@@ -193,7 +219,7 @@ def _warn_once(found: Mode, asked: str) -> None:
         return
     _warned = True
     if found.isolated:
-        why = "bubblewrap runs in a user namespace mapped to root"
+        why = "bubblewrap without a seccomp filter" if found.seccomp is None else "bubblewrap as mapped root"
     elif asked == "none":
         why = "isolation 'none' was asked for"
     else:
@@ -201,7 +227,8 @@ def _warn_once(found: Mode, asked: str) -> None:
     warnings.warn(
         f"SANDBOX NOT FULLY ISOLATED ({why}). Model-written code is NOT contained in: "
         + "; ".join(found.gaps)
-        + ". Resource limits still apply. Install bubblewrap (apt-get install bubblewrap); see docs/sandbox.md.",
+        + ". Resource limits still apply. Install bubblewrap (apt-get install bubblewrap) and libseccomp's binding"
+        + " (pip install pyseccomp); see docs/sandbox.md.",
         RuntimeWarning,
         stacklevel=3,
     )
@@ -399,14 +426,16 @@ def _start(spec: _Spec, found: Mode, slot: int) -> _Started:
     fds = {**spec.fds, **({REPORT_FD: report_w} if report_w is not None else {})}
     job_dict = {"source": job.source, "args": job.args, "rlimits": limits.rlimits(base), "uid": uid}
     job_dict |= {"fds": sorted(fds.items()), "preamble": _compiled(job.preamble) if job.preamble else b""}
+    job_dict["seccomp"] = b"" if found.isolated else found.seccomp or b""  # bubblewrap loads it itself
     job_fd = _memfd("job", marshal.dumps(job_dict))
     stdin_fd = _memfd("stdin", job.stdin) if job.stdin else None
     argv = [interpreter(), "-I", "-S", "-B", "-c", BOOTSTRAP, str(job_fd), f"selfimprove-sandbox-{token}"]
     workdir = None
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    filter_fd = _memfd("seccomp", found.seccomp) if found.isolated and found.seccomp else None
     if found.isolated:
         env["HOME"] = "/tmp"
-        cmd, cwd = bwrap.command(found.bwrap, argv, env, limits.tmp_mb * MB), None
+        cmd, cwd = bwrap.command(found.bwrap, argv, env, limits.tmp_mb * MB, filter_fd), None
     else:
         workdir = tempfile.mkdtemp(prefix="selfimprove-sandbox-")
         if uid is not None:
@@ -419,7 +448,7 @@ def _start(spec: _Spec, found: Mode, slot: int) -> _Started:
             stdin=stdin_fd if stdin_fd is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            pass_fds=(job_fd, *fds.values()),
+            pass_fds=(job_fd, *fds.values(), *([] if filter_fd is None else [filter_fd])),
             cwd=cwd,
             env=env,  # bubblewrap too: its PID 1 in the sandbox would otherwise show our environment in /proc
             start_new_session=True,  # its own process group, killed as a whole
@@ -431,7 +460,7 @@ def _start(spec: _Spec, found: Mode, slot: int) -> _Started:
             shutil.rmtree(workdir, ignore_errors=True)
         raise
     finally:
-        for fd in (job_fd, report_w, stdin_fd):
+        for fd in (job_fd, report_w, stdin_fd, filter_fd):
             if fd is not None:
                 os.close(fd)
     run = _Started(proc, _Tree(proc, None if found.isolated else token), report_r, workdir, limits.output_bytes)
@@ -556,8 +585,8 @@ def _returncode(code: int, found: Mode) -> int:
 
 
 def _status(returncode: int | None, stderr: str) -> str:
-    if returncode is None or returncode == -signal.SIGXCPU:
-        return "timeout"
+    if returncode is None or returncode in (-signal.SIGXCPU, -signal.SIGKILL):
+        return "timeout"  # SIGKILL: the CPU limit's hard edge, a second after an ignored SIGXCPU
     if returncode == 0:
         return "ok"
     tail = stderr[-2000:]

@@ -6,7 +6,7 @@ with ``plain``'s inlined). A frame never holds a raw newline: ``encode`` escapes
 
 import os
 
-from selfimprove.sandbox.plain import MAX_CHARS, NotPlainText, decode, encode
+from selfimprove.sandbox.plain import MAX_CHARS, NotPlain, NotPlainText, decode, encode
 
 
 class Channel:
@@ -17,12 +17,17 @@ class Channel:
         self.fd_in, self.fd_out, self.max_chars = fd_in, fd_out, max_chars
         self.buffer = bytearray()
 
-    def send(self, value):
-        data = memoryview((encode(value) + "\n").encode("utf-8"))
+    def send(self, value, hook=None):
+        """Write one frame; raises ``NotPlain`` for a value that is not plain (see ``encode``'s ``hook``) or
+        whose text is longer than ``max_chars``, before anything is written."""
+        text = encode(value, hook)
+        if len(text) > self.max_chars:
+            raise NotPlain(type(value).__name__, f"longer than {self.max_chars} characters")
+        data = memoryview((text + "\n").encode("utf-8"))
         while data:
             data = data[os.write(self.fd_out, data) :]
 
-    def receive(self):
+    def receive(self, calls=None):
         start = 0
         while True:
             end = self.buffer.find(b"\n", start)
@@ -41,4 +46,4 @@ class Channel:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
             raise NotPlainText("a frame that is not UTF-8") from None
-        return decode(text, self.max_chars)
+        return decode(text, self.max_chars, calls)

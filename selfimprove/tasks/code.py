@@ -7,6 +7,7 @@ with its imports.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 from pathlib import Path
@@ -48,8 +49,31 @@ def mbpp_problem(row: dict[str, Any]) -> Problem:
         raise UserError(f"mbpp: record {row.get('task_id')} lacks 'text'/'prompt' or 'test_list'")
     asserts = "\n".join(row["test_list"])
     question = f"{text}\nYour code should pass these tests:\n\n{asserts}\n\n{INSTRUCTION}"
-    tests = "\n".join(filter(None, [row.get("test_setup_code"), asserts])) + "\n"
-    return Problem(f"mbpp-{row['task_id']}", question, row.get("code"), {"tests": tests})
+    imports = "\n".join(row.get("test_imports") or [])  # the sanitized layout's: the tests need them (math, re)
+    tests = "\n".join(filter(None, [imports, row.get("test_setup_code"), asserts])) + "\n"
+    meta: dict[str, Any] = {"tests": tests}
+    entry = mbpp_entry_point(row)
+    if entry:
+        meta["entry_point"] = entry
+    return Problem(f"mbpp-{row['task_id']}", question, row.get("code"), meta)
+
+
+def mbpp_entry_point(row: dict[str, Any]) -> str | None:
+    """The one function that the reference solution defines and the tests call. MBPP names none, and the code
+    verifier needs it where it is named like a builtin (``def sum``): the tests take builtins' names from Python,
+    except the entry point's."""
+    try:
+        defined = {n.name for n in ast.parse(row.get("code") or "").body if isinstance(n, ast.FunctionDef)}
+        called = {
+            node.func.id
+            for test in row["test_list"]
+            for node in ast.walk(ast.parse(test))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+        }
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    found = defined & called
+    return found.pop() if len(found) == 1 else None
 
 
 class MBPP:

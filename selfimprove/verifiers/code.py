@@ -9,30 +9,27 @@ program can reach holds that channel.
 
 from __future__ import annotations
 
-import re
 import signal
 
 from selfimprove.errors import UserError
+from selfimprove.parsers.fences import FenceError, last_block
 from selfimprove.records import Rollout, Verdict
 from selfimprove.sandbox import Job, Limits, Result, inline, run_pairs
 from selfimprove.sandbox.plain import NotPlainText, decode
 from selfimprove.sandbox.run import ISOLATIONS
-from selfimprove.verifiers.code_driver import PROGRAM_ENDED
 from selfimprove.verifiers.code_names import program_names, prompt_helpers
+from selfimprove.verifiers.code_peer import PROGRAM_ENDED
 
 DRIVER, PROGRAM = "selfimprove.verifiers.code_driver", "selfimprove.verifiers.code_program"  # the two harnesses
 STATUSES = ("passed", "failed", "timeout", "memory", "syntax", "error")
 LABELS = ("failed", "syntax", "memory", "error")  # what the tests' process may report besides a pass
-_FENCE = re.compile(r"```[ \t]*(python3?|py)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 
 
 def extract_code(completion: str) -> str:
-    """The last ```python (or untagged) fenced block, else the whole completion."""
-    blocks = _FENCE.findall(completion)
-    if not blocks:
-        return completion
-    tagged = [code for tag, code in blocks if tag]
-    return (tagged or [code for _, code in blocks])[-1]
+    """The last ```python fenced block, else the last untagged one, else the whole completion
+    (``selfimprove.parsers.fences``; raises its ``FenceError`` for a completion too long to scan)."""
+    code = last_block(completion, ["python"])
+    return completion if code is None else code
 
 
 def read_label(report: bytes) -> tuple[str, ...] | None:
@@ -61,6 +58,20 @@ def why_unfinished(result: Result) -> str:
         except ValueError:
             return f"killed by signal {-result.returncode}"
     return f"exited with code {result.returncode} before the tests finished"
+
+
+def verdict_limits(timeout: float, memory_mb: int, processes: int = 32) -> Limits:
+    """The limits of one verification. ``timeout`` is CPU time per process, enforced by the kernel, so a verdict
+    does not depend on how loaded the machine is. The wall clock, which ends a run that waits (a sleep, a pipe)
+    rather than computes, allows ``2 * timeout + 1`` seconds: a process that gets only half a core (a machine
+    with twice as many runnable tasks as cores) still reaches its CPU limit first."""
+    if not timeout > 0:
+        raise UserError(f"timeout must be positive, got {timeout!r}")
+    return Limits(timeout=2 * timeout + 1, cpu=timeout, memory_mb=memory_mb, processes=processes)
+
+
+def timeout_error(limits: Limits) -> str:
+    return f"no result within {limits.cpu:g} s of CPU time ({limits.timeout:g} s of wall time)"
 
 
 def check_pool(isolation: str, workers: int) -> None:
@@ -92,7 +103,7 @@ class CodeVerifier:
         check_pool(isolation, workers)
         if max_output < 0:
             raise UserError(f"max_output must be 0 or more, got {max_output}")
-        self.limits = Limits(timeout=timeout, memory_mb=memory_mb, processes=processes)
+        self.limits = verdict_limits(timeout, memory_mb, processes)
         self.workers, self.isolation, self.max_output = workers, isolation, max_output
 
     def verify(self, rollouts: list[Rollout]) -> list[Verdict]:
@@ -127,10 +138,14 @@ class CodeVerifier:
                 prelude = prompt_helpers(meta["prompt_code"], entry)
             stage = "tests"
             names = program_names(tests, prelude, entry)
-        except (SyntaxError, ValueError) as exc:
-            why = f"SyntaxError: {exc.msg} (line {exc.lineno})" if isinstance(exc, SyntaxError) else str(exc)
-            return self.verdict("syntax", f"{stage}: {why}")
-        code = extract_code(rollout.completion)
+        except SyntaxError as exc:
+            return self.verdict("syntax", f"{stage}: SyntaxError: {exc.msg} (line {exc.lineno})")
+        except (ValueError, RecursionError, MemoryError) as exc:  # a null byte; nesting too deep for the parser
+            return self.verdict("syntax", f"{stage}: {type(exc).__name__}: {exc}"[:500])
+        try:
+            code = extract_code(rollout.completion)
+        except FenceError as exc:
+            return self.verdict("error", f"program: {exc}")
         driver = Job(f"drive({prelude!r}, {tests!r}, {names!r})\n", preamble=inline.source(DRIVER))
         program = Job(f"serve({code!r}, {names!r})\n", preamble=inline.source(PROGRAM))
         return driver, program
@@ -141,7 +156,7 @@ class CodeVerifier:
         if passed:
             status, error = "passed", ""
         elif driver.status == "timeout":
-            status, error = "timeout", f"no result within {self.limits.timeout:g} s"
+            status, error = "timeout", timeout_error(self.limits)
         elif label is not None and len(label) == 3:
             status, stage, error = label
             if error == PROGRAM_ENDED:  # say how: an exit, a signal, a limit

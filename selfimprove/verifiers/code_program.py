@@ -1,42 +1,33 @@
 """The program side of the ``code`` verifier: the untrusted code, in a sandbox of its own.
 
 Sent into the sandbox as self-contained source (``selfimprove.sandbox.inline``) and started with
-``serve(program, names)``. It runs the program as module ``solution``, sends one frame that says which of
-``names`` (what the tests take from the program) it defines, then answers the tests driver's calls
-(``code_driver``) until the driver closes its end: each result as a plain value, or the exception raised.
+``serve(program, names)``. It runs the program as module ``solution``, sends one frame that says what each of
+``names`` (what the tests take from the program) is, then answers the tests driver's calls (``code_driver``)
+until the driver closes its end (``code_peer``).
 
 Nothing here is trusted: the program shares this process and can rewrite all of it. Whatever it makes this
-process send, the driver decodes as plain values and judges with the tests' own code.
+process send, the driver decodes as plain values and builds with its own standard library.
 """
 
-import builtins
 import sys
 
-from selfimprove.sandbox.plain import MAX_CHARS, NotPlain, encode, why_not
-from selfimprove.sandbox.wire import Channel
-from selfimprove.verifiers.describe import MAX_MESSAGE, describe, where
+from selfimprove.sandbox.plain import NotPlain
+from selfimprove.verifiers.code_peer import Peer, classes_of, describe_value
+from selfimprove.verifiers.code_values import NotValue
+from selfimprove.verifiers.describe import MAX_MESSAGE, describe
 
 PEER_IN_FD, PEER_OUT_FD = 4, 5  # as in selfimprove/sandbox/run.py (not importable in the sandbox)
 PROGRAM_FILE = "solution.py"
 
 
 def serve(program, names):
-    channel = Channel(PEER_IN_FD, PEER_OUT_FD)
-    namespace = {"__name__": "solution"}
+    module = sys.modules["solution"] = type(sys)("solution")  # a real module: pickle and multiprocessing find it
+    namespace = module.__dict__
+    peer = Peer(PEER_IN_FD, PEER_OUT_FD, namespace, by_name=True, files=(PROGRAM_FILE,))
     failure = load(program, namespace)
-    flush()
-    channel.send(failure or ready(namespace, names))
-    while failure is None:
-        try:
-            _, name, args, kwargs = channel.receive()
-        except EOFError:
-            return
-        frame = call(namespace, name, args, kwargs)
-        flush()
-        try:
-            channel.send(frame)
-        except NotPlain as exc:
-            channel.send(("error", f"{name}() returned {why_not(frame[1], exc)}, not a plain value"))
+    peer.send(failure or ready(peer, namespace, names))
+    if failure is None:
+        peer.serve_forever()
 
 
 def load(program, namespace):
@@ -59,53 +50,25 @@ def load(program, namespace):
     return None
 
 
-def ready(namespace, names):
-    """``("ready", callables, values, others)``: the names the program defines that are callable, those that are
-    plain values (with the value), and those that are neither (with what they are)."""
-    callables, values, others = [], {}, {}
+def ready(peer, namespace, names):
+    """``("ready", callables, values, exceptions, modules, others)``: of the names the program defines, those
+    the tests call, those that are values (with the value), exception classes (with their classes' names),
+    modules (with the module's name), and those that cannot reach the tests (with why)."""
+    callables, values, exceptions, modules, others = [], {}, {}, {}, {}
     for name in names:
         if name not in namespace:
             continue
         value = namespace[name]
-        if callable(value):
+        if isinstance(value, type) and issubclass(value, BaseException):
+            exceptions[name] = classes_of(value)
+        elif type(value) is type(sys):
+            modules[name] = value.__name__
+        elif callable(value):
             callables.append(name)
-            continue
-        try:
-            encode(value)
-            values[name] = value
-        except NotPlain as exc:
-            others[name] = why_not(value, exc)
-    return ("ready", callables, values, others)
-
-
-def call(namespace, name, args, kwargs):
-    """``("ok", result)``, or ``("raise", type name, nearest built-in base's name, args or None, message, where)``."""
-    try:
-        if name not in namespace:
-            raise NameError(f"name {name!r} is not defined")
-        return ("ok", namespace[name](*args, **kwargs))
-    except BaseException as exc:
-        return raised(exc)
-
-
-def raised(exc):
-    cls = type(exc)
-    base = next((c.__name__ for c in cls.__mro__ if getattr(builtins, c.__name__, None) is c), "Exception")
-    try:
-        args = exc.args if len(encode(exc.args)) <= MAX_CHARS // 4 else None
-    except NotPlain:
-        args = None
-    try:
-        message = str(exc)[:MAX_MESSAGE]
-    except BaseException:
-        message = ""
-    return ("raise", cls.__name__, base, args, message, where(exc, (PROGRAM_FILE,)))
-
-
-def flush():
-    """Output printed so far reaches its pipe before the answer: the process is killed once the tests end."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except BaseException:
-            pass
+        else:
+            try:
+                peer.text(value)
+                values[name] = value
+            except (NotPlain, NotValue, RecursionError) as exc:
+                others[name] = describe_value(value, exc)
+    return ("ready", callables, values, exceptions, modules, others)

@@ -1,15 +1,18 @@
-"""The ``executor`` verifier's harness: ``f(input)`` in the sandbox, its output reported as a plain value.
+"""The ``executor`` verifier's harness: ``f(*args, **kwargs)`` in the sandbox, its output reported as a plain value.
 
 Sent into the sandbox as self-contained source (``selfimprove.sandbox.inline``) and started with
-``run(program, entry, arguments)``. It writes one frame to the report channel (descriptor 3), ``("output",
+``run(program, entry, arguments)``, where ``arguments`` is the canonical text of ``(args, kwargs)``, parsed from
+the record's input on the verifier's side (``selfimprove.verifiers.arguments``): the call is built here from
+values, so an input is never code. It writes one frame to the report channel (descriptor 3), ``("output",
 value)`` or ``(status, error)``, and exits 0. The program shares this process and can make it write any frame;
-the verifier decodes it strictly and compares values on its own side, where the expected output stays.
+the verifier checks its size, decodes it strictly and compares values on its own side, where the expected
+output stays.
 """
 
 import os
 import sys
 
-from selfimprove.sandbox.plain import NotPlain, encode, why_not
+from selfimprove.sandbox.plain import NotPlain, decode, encode, why_not
 from selfimprove.verifiers.describe import MAX_MESSAGE, describe
 
 REPORT_FD = 3  # as in selfimprove/sandbox/run.py (not importable in the sandbox)
@@ -28,14 +31,14 @@ def run(program, entry, arguments):
 
 
 def outcome(program, entry, arguments):
-    namespace = {"__name__": "solution"}
+    module = sys.modules["solution"] = type(sys)("solution")  # a real module: pickle finds its functions
+    namespace = module.__dict__
     try:
-        call = compile(f"__entry__({arguments})", "input", "eval")
+        args, kwargs = decode(arguments)
         exec(compile(program, "solution.py", "exec"), namespace)
         if not callable(namespace.get(entry)):
             return ("error", f"the program defines no function {entry!r}")
-        namespace["__entry__"] = namespace[entry]
-        output = eval(call, namespace)
+        output = namespace[entry](*args, **kwargs)
     except SyntaxError as exc:
         return ("syntax", f"SyntaxError: {exc.msg} (line {exc.lineno})")
     except MemoryError:
@@ -44,7 +47,7 @@ def outcome(program, entry, arguments):
     except SystemExit as exc:
         return ("error", f"exited early (SystemExit {exc.code!r})"[:MAX_MESSAGE])
     except BaseException as exc:
-        return ("error", describe(exc, ("solution.py", "input")))
+        return ("error", describe(exc, ("solution.py",)))
     try:
         text = encode(output)
     except NotPlain as exc:

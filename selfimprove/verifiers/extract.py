@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
+from selfimprove.parsers.fences import fenced_blocks, last_block
 from selfimprove.verifiers.numeric import last_number
 
 _ANSWER_IS = re.compile(r"(?:answer is|answer:|####)\s*:?\s*(.+)", re.IGNORECASE)
-_FENCE = re.compile(r"```([\w+-]*)[^\n]*\n(.*?)```", re.DOTALL)
 
 
 def _boxed_at(text: str, start: int) -> str | None:
@@ -54,10 +54,9 @@ def extract_final_number(text: str) -> float | None:
 
 
 def last_code_block(text: str, language: str | None = "python") -> str | None:
-    """The last fenced code block; with ``language``, the last one tagged so (or untagged), else any last one."""
-    blocks = _FENCE.findall(text)
-    if language:
-        tagged = [code for tag, code in blocks if tag.lower() in (language.lower(), "")]
-        if tagged:
-            return tagged[-1]
-    return blocks[-1][1] if blocks else None
+    """The last fenced code block tagged ``language``, else the last untagged one, else (and with
+    ``language=None``) the last block of any language; None without one. The project's one fence rule
+    (``selfimprove.parsers.fences``)."""
+    found = last_block(text, [language]) if language else None
+    blocks = fenced_blocks(text) if found is None else []
+    return found if found is not None else blocks[-1].body if blocks else None

@@ -47,6 +47,17 @@ def survivors() -> list[str]:
     return alive
 
 
+def keys() -> list[str]:
+    """Kernel keys and keyrings that the hostile cases name (``selfimprove-hostile``, ``answer``) and this process
+    can see in /proc/keys: none may outlive a run."""
+    try:
+        with open("/proc/keys") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    return [line for line in lines if "selfimprove-hostile" in line or line.rstrip().endswith("answer: 1")]
+
+
 def main() -> None:
     case = json.load(sys.stdin)
     warnings.simplefilter("ignore")
@@ -67,7 +78,7 @@ def main() -> None:
             break
         time.sleep(0.05)
         left = survivors()
-    print(json.dumps({"verdicts": verdicts, "survivors": left}), flush=True)
+    print(json.dumps({"verdicts": verdicts, "survivors": left, "keys": keys()}), flush=True)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ class Hack:
     arguments: dict = field(default_factory=dict)  # more verifier arguments
     needs: str | None = None  # "isolation": contained only where the program cannot reach other processes
     timeout: float = 2.0
+    wrong_meta: dict = field(default_factory=dict)  # fields of the wrong record only (an injected input)
 
 
 WRITE_EVERYWHERE = """
@@ -548,4 +549,61 @@ EXECUTOR_HACKS = {
     ),
 }
 
-HACKS = {**CODE_HACKS, **EXECUTOR_HACKS}
+
+def injected(input_text: str, expected: str = "7", wrong: str = "def f(x):\n    return 0\n") -> Hack:
+    """A wrong program whose "input" tries to be code that produces the expected output; the right program gets
+    an honest input and computes it."""
+    right = "def f(x):\n    return x + 2\n"
+    return Hack(wrong, right, "", {"input": "5", "expected_output": expected}, verifier="executor",
+                arguments=UNBANNED, wrong_meta={"input": input_text})  # fmt: skip
+
+
+INJECTED_INPUTS = {  # inputs are arguments, not code: each of these is refused as an input
+    "input_closes_the_call": injected("0) if 0 else (7"),
+    "input_calls_the_result": injected("0)(7", wrong="def f(x):\n    return lambda y: y\n"),
+    "input_or_operator": injected("0) or (7"),
+    "input_lambda": injected("(lambda: 7)()", wrong="def f(x):\n    return x\n"),
+    "input_walrus_and_comment": injected("(x := 7)) or x #", wrong="def f(x):\n    return x\n"),
+    "input_dunder_chain": injected(
+        "().__class__.__bases__[0].__subclasses__() and 7", wrong="def f(x):\n    return x\n"
+    ),
+    "input_star_of_code": injected("*[7 for _ in '1']", wrong="def f(x):\n    return x\n"),
+    "input_huge_pile_of_one_hash": injected(
+        "{" + ", ".join(str(i * (2**61 - 1)) for i in range(3000)) + "}", wrong="def f(x):\n    return 7\n"
+    ),
+}
+# The issue's finding: tests of identity and of unchanged inputs never failed while arguments were copies.
+SORT_TESTS = "xs = [3, 1, 2]\nys = sort_copy(xs)\nassert ys == [1, 2, 3]\nassert ys is not xs and xs == [3, 1, 2]\n"
+IN_PLACE_TESTS = "xs = [3, 1, 2]\nassert sort_in_place(xs) is None\nassert xs == [1, 2, 3]\n"
+IDENTITY_HACKS = {
+    "returns_its_sorted_argument": Hack(
+        "def sort_copy(xs):\n    xs.sort()\n    return xs\n", "def sort_copy(xs):\n    return sorted(xs)\n", SORT_TESTS
+    ),
+    "mutates_a_copy_it_must_not": Hack(
+        "def sort_copy(xs):\n    ys = sorted(xs)\n    xs.reverse()\n    return ys\n",
+        "def sort_copy(xs):\n    return sorted(xs)\n",
+        SORT_TESTS,
+    ),
+    "skips_the_mutation": Hack(
+        "def sort_in_place(xs):\n    sorted(xs)\n", "def sort_in_place(xs):\n    xs.sort()\n", IN_PLACE_TESTS
+    ),
+    "forged_state_and_reference_frames": Hack(
+        program("""
+        import os
+        def sort_copy(xs):
+            os.write(5, b"('state', {0: [1, 2, 3]})\\n('ok', arg((0,)))\\n")
+            import time
+            time.sleep(0.5)
+            return xs
+        """),
+        "def sort_copy(xs):\n    return sorted(xs)\n",
+        SORT_TESTS,
+    ),
+    "callback_cannot_reach_the_tests": Hack(  # the answer without calling fn, from the tests' own namespace
+        "def apply(fn, x):\n    return x + getattr(fn, '__globals__', {}).get('SECRET', -1000)\n",
+        "def apply(fn, x):\n    return fn(x)\n",
+        "SECRET = 41\nassert apply(lambda v: v + SECRET, 1) == 42\n",
+    ),
+}
+
+HACKS = {**CODE_HACKS, **EXECUTOR_HACKS, **INJECTED_INPUTS, **IDENTITY_HACKS}
