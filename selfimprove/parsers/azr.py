@@ -16,8 +16,9 @@ after the last ``<answer>`` up to the next ``</answer>`` (or the end), empty wit
 read from that, whether or not the completion is well formed, so a valid program still joins the buffer and a
 learnability sample still counts when the frame is broken.
 
-Everything here is linear in the text: plain ``str.find`` scans and one regular expression whose only repetition,
-``\\s*`` after a ``</think>``, never overlaps itself between two matches.
+Everything here is linear in the text: plain ``str.find`` scans, the project's fence extractor
+(``selfimprove.parsers.fences``), and one regular expression whose only repetition, ``\\s*`` after a ``</think>``,
+never overlaps itself between two matches.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import re
 from typing import Any
 
 from selfimprove.errors import UserError
+from selfimprove.parsers.fences import FenceError, fenced_blocks
 from selfimprove.records import Problem, Rollout
 
 TASK_TYPES = ("deduction", "abduction", "induction")
@@ -54,21 +56,12 @@ def answer(completion: str) -> str | None:
 
 
 def fences(text: str) -> list[tuple[str, str]]:
-    """The fenced blocks of ``text`` in order, as (tag lowercased, body stripped); an unclosed fence ends the scan.
-    One left-to-right pass with ``str.find`` (a lazy regex over unclosed fences is quadratic)."""
-    out, at = [], 0
-    while (start := text.find("```", at)) >= 0:
-        line_end = text.find("\n", start + 3)
-        close = text.find("```", start + 3)
-        if close < 0:
-            break
-        if 0 <= line_end < close:
-            tag, body = text[start + 3 : line_end].strip().lower(), text[line_end + 1 : close]
-        else:  # ```tag body``` on one line: the reference's patterns allow no newline after the tag either
-            tag, body = "", text[start + 3 : close]
-        out.append((tag, body.strip()))
-        at = close + 3
-    return out
+    """The fenced blocks of ``text`` in order, as (language, body stripped), by the project's one extractor (an
+    unclosed fence ends the scan; ``py`` reads as ``python``); none for a text too long to scan."""
+    try:
+        return [(block.language, block.body.strip()) for block in fenced_blocks(text)]
+    except FenceError:
+        return []
 
 
 def blocks(text: str, tag: str) -> list[str]:

@@ -32,6 +32,7 @@ from typing import Any
 from selfimprove.errors import UserError
 from selfimprove.parsers.azr import TASK_TYPES, answer, parse_proposal, parse_solution, well_formed
 from selfimprove.records import Rollout, Verdict
+from selfimprove.verifiers.arguments import ArgumentError, parse_arguments
 from selfimprove.verifiers.executor import BANNED_IMPORTS, ExecutorVerifier, same_output
 
 # The reference's banned_words (configs/azr_ppo_trainer.yaml) that the executor's own list lacks. Its dotted entries
@@ -56,21 +57,12 @@ def complexity(program: str) -> int:
 
 
 def arguments_error(text: str) -> str | None:
-    """Why ``text`` is not a list of literal arguments of ``f`` (``1, [2], k='x'``), or None. Parsed, never run: an
-    "input" such as ``0) if 0 else (7`` is not a call's arguments."""
+    """Why ``text`` is not a list of literal arguments of ``f`` (``1, [2], k='x'``), or None: read by the project's
+    one argument parser, never run, so an "input" such as ``0) if 0 else (7`` is not an input."""
     try:
-        call = ast.parse(f"f({text}\n)", mode="eval").body
-    except SyntaxError as exc:
-        return f"input: not an argument list ({exc.msg})"
-    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "f"):
-        return "input: not an argument list"
-    for node in [*call.args, *(k.value for k in call.keywords)]:
-        try:
-            ast.literal_eval(node)
-        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-            return f"input: not a literal: {ast.unparse(node)[:200]}"
-    if any(k.arg is None for k in call.keywords) or any(isinstance(a, ast.Starred) for a in call.args):
-        return "input: no * or ** in the arguments"
+        parse_arguments(text)
+    except ArgumentError as exc:
+        return f"input: {exc}"[:500]
     return None
 
 
