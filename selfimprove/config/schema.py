@@ -485,7 +485,8 @@ def _check_sampling(recipe: Recipe, generator: Any, updater: Any, b: _Builder) -
     sampled_at = recipe.generator.args.get("temperature", _default(generator, "temperature"))
     for i, role in enumerate(recipe.roles):
         temperature = role.generation.get("temperature", sampled_at)
-        if role.train and isinstance(temperature, (int, float)) and temperature > 0 and temperature != trained_at:
+        trained = role.train and role.stage == "train"
+        if trained and isinstance(temperature, (int, float)) and temperature > 0 and temperature != trained_at:
             where = ("roles", i, "generation", "temperature") if "temperature" in role.generation else ("generator",)
             b.problem(where, f"role '{role.name}' samples at temperature {temperature} but updater.temperature is "
                       f"{trained_at}: set them equal (the update scores the distribution sampled)")  # fmt: skip
