@@ -71,18 +71,16 @@ def test_task_relative_whitening_uses_one_baseline_per_task_type_and_role() -> N
     assert torch.allclose(advantages[[4, 5]], torch.zeros(2))  # a group whose rewards agree teaches nothing
 
 
-def test_strict_parsing_of_proposals_and_solutions() -> None:
-    good = "<think>hm</think>\n<answer>```python\ndef f(a):\n    return a + 1\n```\n```input\n3\n```</answer>"
+def test_parsing_of_proposals_and_solutions() -> None:
+    good = "```python\ndef f(a):\n    return a + 1\n```\n```input\n3\n```"
     assert parse_proposal(good, "deduction") == {"program": "def f(a):\n    return a + 1", "input": "3"}
-    assert parse_proposal("reasoning</think> <answer>```python\ndef f(a): return a\n```\n```input\n1\n```</answer>",
-                          "abduction")["input"] == "1"  # the prompt may open <think> itself  # fmt: skip
-    assert "not <think>" in parse_proposal("```python\ndef f(a): return a\n```\n```input\n1\n```", "deduction")
-    assert "one python block" in parse_proposal("<think></think><answer>```input\n1\n```</answer>", "deduction")
-    assert parse_proposal("<think></think><answer>" + "```input\n1\n```\n" * 3 + "```message\nhi\n```</answer>",
-                          "induction", inputs=3) == {"inputs": ["1", "1", "1"], "message": "hi"}  # fmt: skip
+    assert "an input block" in parse_proposal("```python\ndef f(a): return a\n```", "deduction")
+    assert parse_proposal("```input\n1\n```\n" * 3 + "```message\nhi\n```", "induction", inputs=3) == {
+        "inputs": ["1", "1", "1"], "message": "hi"}  # fmt: skip
     assert parse_solution("<think>x</think><answer>```output\n[1, 2]\n```</answer>", "deduction") == "[1, 2]"
-    assert parse_solution("<think>x</think><answer>[1, 2]</answer>", "deduction") is None
-    assert parse_solution("<think>x</think><answer>```output\n1\n```</answer> and more", "deduction") is None
+    assert parse_solution("<think>x</think><answer>[1, 2]</answer>", "deduction") == "[1, 2]"  # no block: the text
+    assert parse_solution("<think>x</think><answer>```output\n1\n```</answer> and more", "deduction") == "1"
+    assert parse_solution("<think>x</think> ```output\n1\n```", "deduction") is None  # no <answer>
 
 
 def test_induction_splits_pairs_into_shown_and_hidden() -> None:
@@ -171,12 +169,19 @@ class ScriptedAZR:
                 continue
             text = r.messages[-1]["content"]
             k = int(re.search(r"/(\d+)$", r.id).group(1)) if re.search(r"/(\d+)$", r.id) else 0
-            outputs.append(Output(r.id, self.complete(text, k, seed), 4))
+            index = re.search(r"/propose-(\d+)/", r.id)
+            outputs.append(Output(r.id, self.complete(text, k, seed, int(index.group(1)) if index else 0), 4))
         yield outputs
 
     @staticmethod
-    def complete(prompt: str, k: int, seed: int) -> str:
+    def complete(prompt: str, k: int, seed: int, index: int = 0) -> str:
         step = seed % 5 + 2
+        if prompt.startswith("[seed deduction]") or prompt.startswith("[seed abduction]"):
+            # no <answer> frame (seeding reads the whole completion); requests 0 and 1 write the same program
+            body = f"```python\ndef g(a):\n    return a - {seed % 10_000 * 10 + index // 2}\n```\n```input\n5\n```"
+            return f"Here is one.\n{body}\nDone."
+        if prompt.startswith("[seed induction]"):
+            return "".join(f"```input\n{i + index}\n```\n" for i in range(4)) + "```message\nsubtracts\n```"
         if prompt.startswith("[propose deduction]") or prompt.startswith("[propose abduction]"):
             body = f"```python\ndef f(a):\n    return a * {step}\n```\n```input\n{step + 1}\n```"
             return f"<think>a new one</think><answer>{body}</answer>"
@@ -212,7 +217,8 @@ def test_tiny_azr_runs_every_task_type_and_resumes_its_buffers_exactly(tiny_mode
             assert s[f"propose_{task}/passed"] == 1.0  # every scripted proposal is valid
             assert f"solve_{task}/passed" in s and s[f"learn_{task}/rollouts"] == 4
         assert s["propose_deduction/reward:learnable"] == 1.0  # half the samples right: learnability 0.5
-    assert steps[-1]["buffer/deduction"] == 1 + 3 and steps[-1]["buffer/induction"] == 1 + 3  # a seed, one per step
+    # seeded to the targets (4, 4, 2), then one per step
+    assert steps[-1]["buffer/deduction"] == 4 + 3 and steps[-1]["buffer/induction"] == 2 + 3
     records = [json.loads(x) for x in (run / "step-000002" / "rollouts.jsonl").read_text().splitlines()]
     proposer = next(r for r in records if r["role"] == "propose_deduction")
     assert proposer["reward"] == pytest.approx(0.5)  # 1 - s with s = 2 / 4

@@ -82,7 +82,8 @@ class Role:
     ``source`` says where its problems come from, it has its own ``verifiers`` (default: the recipe's verifier)
     and reward functions (``rewards``, default: the first verifier's score), its advantages are grouped by
     ``group_by`` and its loss weighted by ``loss_weight``; ``train: false`` keeps it out of the update (AZR's
-    learnability samples only score proposals).
+    learnability samples only score proposals). ``stage: seed`` runs the role only in the seeding stage, the rounds
+    before the first step that fill the buffers (``buffers[].target``, ``loop.seed_steps``), never in a step.
     """
 
     name: str
@@ -97,9 +98,10 @@ class Role:
     group_by: list[str] = field(default_factory=lambda: ["role", "problem_id"])
     loss_weight: float = 1.0
     train: bool = True
+    stage: Literal["train", "seed"] = "train"
 
 
-ONLINE_ROLE_KEYS = ("source", "verifiers", "rewards", "group_by", "loss_weight", "train")
+ONLINE_ROLE_KEYS = ("source", "verifiers", "rewards", "group_by", "loss_weight", "train", "stage")
 
 
 @dataclass
@@ -129,10 +131,11 @@ class Loop:
     save_every: int = 50  # checkpoint every N steps, and at the end
     keep_last: int = 2  # checkpoints kept
     max_failed_rewards: float = 0.5  # a step where a larger share of rollouts has no reward stops the run
+    seed_steps: int = 0  # at most this many seeding rounds before step 1 (0: no seeding stage)
 
 
 OFFLINE_LOOP_KEYS = ("iterations", "init", "replay")
-ONLINE_LOOP_KEYS = ("steps", "batch_size", "eval_every", "save_every", "keep_last", "max_failed_rewards")
+ONLINE_LOOP_KEYS = ("steps", "batch_size", "eval_every", "save_every", "keep_last", "max_failed_rewards", "seed_steps")
 
 
 @dataclass
@@ -147,12 +150,19 @@ class TrainerSettings:
 @dataclass
 class BufferSpec:
     """A buffer of problems that lives across the steps of an online run (see ``selfimprove.sources.buffer``):
-    ``seed`` problems to start with, filled at the end of every step by the problems of ``feed`` (a source)."""
+    ``seed`` problems to start with, then those of ``seed_file`` (JSONL, one problem's meta a line, merged over
+    ``seed_meta``), filled at the end of every step by the problems of ``feed`` (a source). With a ``target``, the
+    seeding stage (``loop.seed_steps`` rounds at most, roles with ``stage: seed``) adds ``seed_feed``'s problems,
+    each once, until the buffer holds ``target``, and keeps the first ``target``."""
 
     name: str
     feed: Component | None = field(default=None, metadata={"kind": "source"})
     seed: list[dict[str, Any]] = field(default_factory=list)
     max_size: int = 0
+    seed_file: str | None = None
+    seed_meta: dict[str, Any] = field(default_factory=dict)
+    target: int = 0
+    seed_feed: Component | None = field(default=None, metadata={"kind": "source"})
 
 
 @dataclass
@@ -424,7 +434,8 @@ def _check_mode(recipe: Recipe, b: _Builder) -> None:
     generator = registry.get("generator", recipe.generator.name)
     if not getattr(generator, "live", False):
         b.problem(("generator", "name"), f"generator {recipe.generator.name} cannot sample from the live policy")
-    for key, minimum in (("steps", 0), ("batch_size", 1), ("eval_every", 0), ("save_every", 1), ("keep_last", 1)):
+    minimums = {"steps": 0, "batch_size": 1, "eval_every": 0, "save_every": 1, "keep_last": 1, "seed_steps": 0}
+    for key, minimum in minimums.items():
         if getattr(recipe.loop, key) < minimum:
             b.problem(("loop", key), f"must be at least {minimum}, got {getattr(recipe.loop, key)}")
     if not 0 <= recipe.loop.max_failed_rewards <= 1:
@@ -435,7 +446,11 @@ def _check_mode(recipe: Recipe, b: _Builder) -> None:
             b.problem(("buffers", i, "name"), f"duplicate buffer name '{buf.name}'")
         if buf.feed is not None:
             _check_source(buf.feed, ("buffers", i, "feed"), [r.name for r in recipe.roles], buffers, b)
-    seen: list[str] = []
+        if buf.seed_feed is not None:
+            seeding = [r.name for r in recipe.roles if r.stage == "seed"]
+            _check_source(buf.seed_feed, ("buffers", i, "seed_feed"), seeding, buffers, b)
+        if buf.target < 0:
+            b.problem(("buffers", i, "target"), f"must be 0 or more, got {buf.target}")
     uses_task = False
     for i, role in enumerate(recipe.roles):
         path: KeyPath = ("roles", i)
@@ -445,7 +460,8 @@ def _check_mode(recipe: Recipe, b: _Builder) -> None:
                           "source: {name: role, role: ..., passed: ...}")  # fmt: skip
         source = role.source or Component("source", "task")
         uses_task |= source.name == "task"
-        _check_source(source, (*path, "source"), seen, buffers, b)
+        same_stage = [r.name for r in recipe.roles[:i] if r.stage == role.stage]  # the roles a step (a round) ran
+        _check_source(source, (*path, "source"), same_stage, buffers, b)
         verifiers = recipe.verifiers_of(role)
         tags = [v.tag for v in verifiers]
         for j, tag in enumerate(tags):
@@ -461,7 +477,6 @@ def _check_mode(recipe: Recipe, b: _Builder) -> None:
         for j, key in enumerate(role.group_by):
             if key not in ("role", "problem_id") and not (key.startswith("meta.") and len(key) > 5):
                 b.problem((*path, "group_by", j), f"'{key}' must be role, problem_id or meta.<key>")
-        seen.append(role.name)
     if recipe.eval.tasks and recipe.eval.verifier is None and recipe.verifier is None:
         b.problem(("eval",), "evaluation needs a verifier: set eval.verifier (or the recipe's verifier)")
     if uses_task and recipe.task is None:
@@ -480,7 +495,8 @@ def _check_sampling(recipe: Recipe, generator: Any, updater: Any, b: _Builder) -
     sampled_at = recipe.generator.args.get("temperature", _default(generator, "temperature"))
     for i, role in enumerate(recipe.roles):
         temperature = role.generation.get("temperature", sampled_at)
-        if role.train and isinstance(temperature, (int, float)) and temperature > 0 and temperature != trained_at:
+        trained = role.train and role.stage == "train"
+        if trained and isinstance(temperature, (int, float)) and temperature > 0 and temperature != trained_at:
             where = ("roles", i, "generation", "temperature") if "temperature" in role.generation else ("generator",)
             b.problem(where, f"role '{role.name}' samples at temperature {temperature} but updater.temperature is "
                       f"{trained_at}: set them equal (the update scores the distribution sampled)")  # fmt: skip

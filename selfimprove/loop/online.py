@@ -14,6 +14,10 @@ weights stay in memory for the whole run: nothing is written or read between ste
         buffers += their feeds' problems
         trainer.step(every rewarded rollout of the trained roles)       # one update, advantages by group key
 
+Before step 1, a recipe may run a seeding stage (AZR's ``_init_seed_dataset``): rounds of its ``stage: seed`` roles,
+no reward and no update, whose ``buffers[].seed_feed`` problems fill each buffer with a ``target`` until it holds that
+many (or ``loop.seed_steps`` rounds have run); each round's records are in ``seed-NNNNNN/``, replayed on a resume.
+
 A step's records are a cache of a deterministic computation: a killed run restarts from its last checkpoint and
 replays the steps after it from their records (only their updates are recomputed), and ends with the same weights
 and metrics as an uninterrupted run.
@@ -25,6 +29,7 @@ rewarded rollouts to the others; every process joins the update; only the main p
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import statistics
@@ -33,7 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from selfimprove.config.schema import Component, Logging, Recipe, Role
+from selfimprove.config.schema import BufferSpec, Component, Logging, Recipe, Role
 from selfimprove.errors import UserError
 from selfimprove.loop import checkpoints, heldout, manifest, stages
 from selfimprove.loop.distributed import Processes
@@ -82,11 +87,9 @@ class OnlineRunner:
             r.name: [(v.tag, v.build()) for v in self.recipe.verifiers_of(r)] for r in self.recipe.roles
         }  # fmt: skip
         self.rewards = {r.name: reward_terms(r) for r in self.recipe.roles}
-        self.buffers = {
-            b.name: Buffer(b.name, [seed_problem(b.name, i, p) for i, p in enumerate(b.seed)], b.max_size)
-            for b in self.recipe.buffers
-        }  # fmt: skip
+        self.buffers = {b.name: Buffer(b.name, seed_problems(b), b.max_size) for b in self.recipe.buffers}
         self.feeds = {b.name: b.feed.build() for b in self.recipe.buffers if b.feed is not None}
+        self.seed_feeds = {b.name: b.seed_feed.build() for b in self.recipe.buffers if b.seed_feed is not None}
         self.generators = {r.name: self.recipe.generator.build(**r.generation) for r in self.recipe.roles}
         self.eval_verifier = self.recipe.verifier.build() if self.recipe.verifier else None
 
@@ -100,6 +103,8 @@ class OnlineRunner:
             total_steps=self.loop.steps, sharding=self.recipe.trainer.sharding,
         )  # fmt: skip
         start = self.restore()
+        if start == 0:
+            self.seed_buffers()
         evals = self.procs.on_main(lambda: {s: self.run.read_json(f"{step_dir(s)}/eval.json")
                                             for s in self.eval_steps(start)})  # fmt: skip
         if 0 not in evals:
@@ -122,10 +127,39 @@ class OnlineRunner:
         return [s for s in range(upto + 1) if (s == 0 or (every and s % every == 0)) and self.run.exists(
             step_dir(s), "eval.json")]  # fmt: skip
 
+    def seed_buffers(self) -> None:
+        """The seeding stage: rounds of the ``stage: seed`` roles until every buffer with a ``target`` holds that
+        many; a round skips the roles that feed only full buffers. Then each such buffer keeps its first
+        ``target``. The rounds' records are replayed on a resume (the buffers start over from their seeds)."""
+        targets = {b.name: b.target for b in self.recipe.buffers if b.target}
+        roles = [r for r in self.recipe.roles if r.stage == "seed"]
+        for k in range(1, self.loop.seed_steps + 1):
+            hungry = {name for name, target in targets.items()
+                      if len(self.buffers[name]) < target and name in self.seed_feeds}  # fmt: skip
+            if not hungry:
+                break
+            wanted = {role for name in hungry for role in self.seed_feeds[name].reads_roles}
+            start = time.perf_counter()
+            by_role, _ = self.play(0, [r for r in roles if r.name in wanted], f"seed-{k:06d}", f"seed-{k}")
+            if self.is_main:
+                values: dict[str, Any] = {"round": k}
+                for role in roles:
+                    if by_role[role.name]:
+                        values[f"{role.name}/rollouts"] = len(by_role[role.name])
+                        values[f"{role.name}/passed"] = statistics.fmean(
+                            bool(r.verdict and r.verdict.passed) for r in by_role[role.name])  # fmt: skip
+                values.update({f"buffer/{name}": len(self.buffers[name]) for name in targets})
+                self.metric(0, "seed", time.perf_counter() - start, values)
+        for name, target in targets.items():
+            self.buffers[name].truncate(target)
+        if targets and self.is_main:
+            sizes = ", ".join(f"{name} {len(self.buffers[name])}/{target}" for name, target in targets.items())
+            console.print(f"[bold]Seeded[/] buffers: {sizes}")
+
     def step(self, step: int) -> None:
         start, cpu = time.perf_counter(), time.process_time()
         self.procs.generated = 0  # this step's requests only (not an evaluation's)
-        rollouts, times = self.play(step)
+        rollouts, times = self.play(step, [r for r in self.recipe.roles if r.stage == "train"], step_dir(step), step)
         examples = self.examples(rollouts)
         with stages.Timer() as t:
             update = self.trainer.step(examples, stages.stage_seed(self.seed, "update", step))
@@ -136,10 +170,12 @@ class OnlineRunner:
         self.log_step(step, rollouts, update, times)
 
     # -- one step's play -------------------------------------------------------------------------------------------
-    def play(self, step: int) -> tuple[dict[str, list[Rollout]], dict[str, float]]:
-        """Every role's rollouts of ``step``, verified and rewarded (read back when the step's records exist);
-        the buffers are fed either way."""
-        d = step_dir(step)
+    def play(
+        self, step: int, roles: list[Role], d: str, key: int | str
+    ) -> tuple[dict[str, list[Rollout]], dict[str, float]]:
+        """The rollouts of ``roles`` in the step (or seeding round) whose records are in ``d``, verified and
+        rewarded (read back when the records exist); the buffers are fed either way. ``key`` seeds the sampling."""
+        seeding = isinstance(key, str)
         times = {"generate": 0.0, "verify": 0.0, "reward": 0.0}
         records = self.procs.on_main(
             lambda: self.run.read_jsonl(f"{d}/rollouts.jsonl") if self.run.exists(d, "rollouts.jsonl") else None
@@ -147,19 +183,19 @@ class OnlineRunner:
         if records is not None:
             by_role = self.by_role([Rollout.from_json(r) for r in records])
             if self.is_main:
-                self.feed(step, by_role)
+                self.feed(step, by_role, key)
             return by_role, times
-        batch = self.sampler.batch(step) if self.sampler and self.is_main else []
+        batch = self.sampler.batch(step) if self.sampler and self.is_main and not seeding else []
         by_role: dict[str, list[Rollout]] = {}
         policy = self.trainer.policy
-        for role in self.recipe.roles:
-            ctx = StepContext(step, self.rng(step, role.name), batch, dict(by_role), self.buffers)
+        for role in roles:
+            ctx = StepContext(step, self.rng(key, role.name), batch, dict(by_role), self.buffers)
             problems = self.procs.on_main(lambda: self.sources[role.name].problems(ctx))  # noqa: B023
             jobs = [(p, render(role.prompt, p), None) for p in problems]
             with stages.Timer() as t:
                 rollouts = stages.generate(
                     self.run, f"{d}/rollouts-{role.name}.jsonl", self.generators[role.name], policy, jobs, role.name,
-                    role.n, stages.stage_seed(self.seed, "step", step, role.name), self.show_progress,
+                    role.n, stages.stage_seed(self.seed, "step", key, role.name), self.show_progress,
                     keep_token_ids=True, transient=True, procs=self.procs,
                 )  # fmt: skip
             times["generate"] += t.seconds
@@ -173,23 +209,24 @@ class OnlineRunner:
             times["verify"] += t.seconds
             by_role[role.name] = rollouts
         with stages.Timer() as t:
-            records = self.procs.on_main(lambda: self.reward(step, by_role))
+            records = self.procs.on_main(lambda: self.reward(step, roles, by_role, d, key))
         times["reward"] = t.seconds
         return self.by_role([Rollout.from_json(r) for r in records]), times
 
-    def reward(self, step: int, by_role: dict[str, list[Rollout]]) -> list[dict[str, Any]]:
+    def reward(
+        self, step: int, roles: list[Role], by_role: dict[str, list[Rollout]], d: str, key: int | str
+    ) -> list[dict[str, Any]]:
         """The main process's part of a step after verification: rewards, the failure check, the buffers' feeds,
-        the step's records."""
+        the step's records (in ``d``)."""
         step_rollouts = StepRollouts(by_role, {name: [tag for tag, _ in vs] for name, vs in self.verifiers.items()})
-        for role in self.recipe.roles:
+        for role in roles:
             assign_rewards(by_role[role.name], self.rewards[role.name], step_rollouts)
-        trained = [r for role in self.recipe.roles if role.train for r in by_role[role.name]]
+        trained = [r for role in roles if role.train and role.stage == "train" for r in by_role[role.name]]
         check_failures(step, trained, self.loop.max_failed_rewards)
-        self.feed(step, by_role)  # before writing: parsers record rejections on the rollouts they read
-        d = step_dir(step)
+        self.feed(step, by_role, key)  # before writing: parsers record rejections on the rollouts they read
         records = [r.to_json() for rs in by_role.values() for r in rs]
         self.run.write_jsonl(f"{d}/rollouts.jsonl", records)
-        for role in self.recipe.roles:
+        for role in roles:
             for stage in ("rollouts", "verified"):
                 self.run.path(d, f"{stage}-{role.name}.jsonl").unlink(missing_ok=True)
         return records
@@ -197,14 +234,18 @@ class OnlineRunner:
     def by_role(self, rollouts: list[Rollout]) -> dict[str, list[Rollout]]:
         return {r.name: [x for x in rollouts if x.role == r.name] for r in self.recipe.roles}
 
-    def rng(self, step: int, *parts: str) -> random.Random:
-        return random.Random(stages.stage_seed(self.seed, "source", step, *parts))
+    def rng(self, key: int | str, *parts: str) -> random.Random:
+        return random.Random(stages.stage_seed(self.seed, "source", key, *parts))
 
-    def feed(self, step: int, by_role: dict[str, list[Rollout]]) -> None:
-        """Add each buffer's feed's problems of this step."""
-        for name, source in self.feeds.items():
-            ctx = StepContext(step, self.rng(step, "buffer", name), [], by_role, self.buffers)
-            self.buffers[name].add(source.problems(ctx), step)
+    def feed(self, step: int, by_role: dict[str, list[Rollout]], key: int | str) -> None:
+        """Add each buffer's feed's problems of this step; in a seeding round (``key`` a text), each buffer's
+        seed feed's problems, those it already holds skipped (AZR's seed set holds each triplet once)."""
+        seeding = isinstance(key, str)
+        for name, source in (self.seed_feeds if seeding else self.feeds).items():
+            if not all(role in by_role for role in source.reads_roles):
+                continue
+            ctx = StepContext(step, self.rng(key, "buffer", name), [], by_role, self.buffers)
+            self.buffers[name].add(source.problems(ctx), step, origin=key if seeding else None, unique=seeding)
 
     def examples(self, by_role: dict[str, list[Rollout]]) -> list[Example]:
         """Every rewarded rollout of the trained roles, with its group key and its role's loss weight."""
@@ -213,7 +254,7 @@ class OnlineRunner:
                 r.id, r.train_prompt or r.prompt, r.completion, weight=role.loss_weight, role=r.role, reward=r.reward,
                 group=r.group_key(role.group_by), completion_ids=r.completion_ids, sampler_logps=r.sampler_logps,
             )
-            for role in self.recipe.roles if role.train
+            for role in self.recipe.roles if role.train and role.stage == "train"
             for r in by_role[role.name] if r.reward is not None
         ]  # fmt: skip
 
@@ -272,7 +313,8 @@ class OnlineRunner:
         if self.sampler:
             values["epoch"] = self.sampler.epoch(step)
         for role in self.recipe.roles:
-            values.update(role_metrics(role.name, by_role[role.name]))
+            if role.stage == "train":
+                values.update(role_metrics(role.name, by_role[role.name]))
         values.update({f"buffer/{name}": len(buffer) for name, buffer in self.buffers.items()})
         values.update(update)
         self.metric(step, "step", times["step"], values)
@@ -296,6 +338,29 @@ def reward_terms(role: Role) -> list[Term]:
     tags = [s.tag for s in specs]
     labels = [tag if tags.count(tag) == 1 else f"{tag}#{tags[:i].count(tag) + 1}" for i, tag in enumerate(tags)]
     return [Term(label, spec.weight, spec.build()) for label, spec in zip(labels, specs, strict=True)]
+
+
+def seed_problems(spec: BufferSpec) -> list[Problem]:
+    """A buffer's ``seed`` problems, then one per line of its ``seed_file`` (the line is the problem's meta, over
+    ``seed_meta``)."""
+    problems = [seed_problem(spec.name, i, p) for i, p in enumerate(spec.seed)]
+    if spec.seed_file is None:
+        return problems
+    file = Path(spec.seed_file)
+    where = f"buffers '{spec.name}' seed_file {file}"
+    if not file.is_file():
+        raise UserError(f"{where}: no such file")
+    for lineno, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{where}:{lineno}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{where}:{lineno}: a line is a JSON object (the problem's meta), got {type(row).__name__}")
+        problems.append(Problem(f"file-{lineno}", "", None, {**spec.seed_meta, **row}))
+    return problems
 
 
 def seed_problem(buffer: str, i: int, data: dict[str, Any]) -> Problem:

@@ -1,13 +1,24 @@
-"""Absolute Zero's formats (Zhao et al., 2025, arXiv 2505.03335), parsed strictly, and the parser that turns a
-validated proposal into a solver's problem.
+"""Absolute Zero's formats (Zhao et al., 2025, arXiv 2505.03335) as the reference code reads them (``paper`` branch:
+``rewards/custom_evaluate.py``, ``rewards/code_reward.py``, ``rewards/reward_managers.py``), and the parser that turns
+a validated proposal into a solver's problem.
 
-Every AZR completion reasons in ``<think>...</think>`` and answers in ``<answer>...</answer>`` (the prompt may end
-with the opening ``<think>``, so the completion may start inside it); the answer holds fenced blocks: ``python``
-(a program), ``input``, ``output``, ``message``. Three task types, as the paper names them:
+Every AZR completion reasons in ``<think>...</think>`` and answers in ``<answer>...</answer>``; the answer holds
+fenced blocks: ``python`` (a program), ``input``, ``output``, ``message``. Three task types, as the paper names them:
 
 - deduction: given a program and an input, predict the output (a buffer of triplets program, input, output);
 - abduction: given a program and an output, give an input that produces it (the same triplets);
 - induction: given input/output pairs and a message, write the program (a program with several pairs).
+
+The reference keeps two questions apart. *Is it well formed* (``well_formed``): the text, stripped, matches
+``<think>.*?</think>\\s*<answer>.*?</answer>`` from its start (``re.match``, not a full match: text after
+``</answer>`` is allowed); it decides between -1 and the role's reward. *What does it say* (``answer``): the text
+after the last ``<answer>`` up to the next ``</answer>`` (or the end), empty without an ``<answer>``; the blocks are
+read from that, whether or not the completion is well formed, so a valid program still joins the buffer and a
+learnability sample still counts when the frame is broken.
+
+Everything here is linear in the text: plain ``str.find`` scans, the project's fence extractor
+(``selfimprove.parsers.fences``), and one regular expression whose only repetition, ``\\s*`` after a ``</think>``,
+never overlaps itself between two matches.
 """
 
 from __future__ import annotations
@@ -16,48 +27,78 @@ import re
 from typing import Any
 
 from selfimprove.errors import UserError
+from selfimprove.parsers.fences import FenceError, fenced_blocks
 from selfimprove.records import Problem, Rollout
 
 TASK_TYPES = ("deduction", "abduction", "induction")
-_FORMAT = re.compile(r"\s*(?:<think>)?(.*?)</think>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
-_FENCE = re.compile(r"```[ \t]*(\w+)[ \t]*\n(.*?)```", re.DOTALL)
+_THINK_THEN_ANSWER = re.compile(r"</think>\s*<answer>")
+
+
+def well_formed(completion: str) -> bool:
+    """The reference's format rule: ``<think>.*?</think>\\s*<answer>.*?</answer>`` matched at the start of the
+    stripped text. The prompt may end with the opening ``<think>`` (the paper's template), so a completion that
+    starts inside the reasoning counts too. Lazy ``.*?`` means: the first ``</think>`` followed by ``<answer>``, and a
+    ``</answer>`` somewhere after it (a later ``</think><answer>`` could only leave less text for ``</answer>``)."""
+    text = completion.strip()
+    found = _THINK_THEN_ANSWER.search(text, 7 if text.startswith("<think>") else 0)
+    return found is not None and text.find("</answer>", found.end()) >= 0
 
 
 def answer(completion: str) -> str | None:
-    """The answer of a well-formed completion (reasoning in <think>, then one <answer>), else None."""
-    found = _FORMAT.fullmatch(completion)
-    return None if found is None else found.group(2)
+    """The reference's ``extract_answer``: the text after the last ``<answer>`` up to the next ``</answer>`` (or the
+    end), stripped; None without an ``<answer>``."""
+    start = completion.rfind("<answer>")
+    if start < 0:
+        return None
+    start += len("<answer>")
+    end = completion.find("</answer>", start)
+    return completion[start : end if end >= 0 else len(completion)].strip()
+
+
+def fences(text: str) -> list[tuple[str, str]]:
+    """The fenced blocks of ``text`` in order, as (language, body stripped), by the project's one extractor (an
+    unclosed fence ends the scan; ``py`` reads as ``python``); none for a text too long to scan."""
+    try:
+        return [(block.language, block.body.strip()) for block in fenced_blocks(text)]
+    except FenceError:
+        return []
 
 
 def blocks(text: str, tag: str) -> list[str]:
-    """The contents of the ``tag`` fenced blocks of ``text``, stripped, in order."""
-    return [body.strip() for kind, body in _FENCE.findall(text) if kind.lower() == tag]
+    """The bodies of the ``tag`` fenced blocks of ``text``, in order."""
+    return [body for kind, body in fences(text) if kind == tag]
 
 
-def parse_proposal(completion: str, task_type: str, inputs: int = 10) -> dict[str, Any] | str:
-    """A proposer's program and input (deduction, abduction), or inputs and message (induction); else why not."""
-    body = answer(completion)
-    if body is None:
-        return "not <think>...</think> <answer>...</answer>"
+def parse_proposal(text: str, task_type: str, inputs: int = 10) -> dict[str, Any] | str:
+    """A proposer's program and input (deduction, abduction: the first fenced block, which must be ``python`` or
+    untagged, and the first ``input`` block), or the last ``inputs`` input blocks and the first message block
+    (induction), read from ``text`` (the answer, or during seeding the whole completion); else why not."""
+    found = fences(text)
     if task_type == "induction":
-        found, message = blocks(body, "input"), blocks(body, "message")
-        if len(found) != inputs or len(message) != 1:
-            return f"expected {inputs} input blocks and one message block, got {len(found)} and {len(message)}"
-        return {"inputs": found, "message": message[0]}
-    programs, found = blocks(body, "python"), blocks(body, "input")
-    if len(programs) != 1 or len(found) != 1:
-        return f"expected one python block and one input block, got {len(programs)} and {len(found)}"
-    return {"program": programs[0], "input": found[0]}
+        given = [body for kind, body in found if kind == "input"]
+        message = next((body for kind, body in found if kind == "message"), None)
+        if len(given) < inputs or message is None:
+            return f"expected {inputs} input blocks and a message block, got {len(given)} and {int(bool(message))}"
+        return {"inputs": given[-inputs:], "message": message}
+    program = found[0] if found else None
+    given = next((body for kind, body in found if kind == "input"), None)
+    if program is None or program[0] not in ("python", "") or given is None:
+        return "expected a python block first and an input block"
+    return {"program": program[1], "input": given}
 
 
 def parse_solution(completion: str, task_type: str) -> str | None:
-    """A solver's answer: the output (deduction), the input (abduction) or the program (induction), else None."""
+    """A solver's answer, as the reference reads it from the answer text: the last ``output`` block (deduction) or
+    ``input`` block (abduction), else the whole answer text; the last ``python`` or untagged block (induction). None
+    when there is no ``<answer>`` (or, induction, no code block)."""
     body = answer(completion)
     if body is None:
         return None
-    tag = {"deduction": "output", "abduction": "input", "induction": "python"}[task_type]
-    found = blocks(body, tag)
-    return found[-1] if found else None
+    if task_type == "induction":
+        code = [text for kind, text in fences(body) if kind in ("python", "")]
+        return code[-1] if code else None
+    found = blocks(body, "output" if task_type == "deduction" else "input")
+    return found[-1] if found else body
 
 
 def shown_pairs(pairs: list[list[str]]) -> str:

@@ -6,7 +6,9 @@
 
 The solve rate comes from the learnability role's verdicts on the rollouts made from the proposal (the reference
 code's newer branch samples those 8 greedily, so s is 0 or 1 and every proposer reward is 0: sample them at
-T = 1.0, as the recipe does).
+T = 1.0, as the recipe does). As in the reference, "well formed" is the format rule (``info["format"]``) and, for a
+proposal, validity too: a valid proposal in a broken frame still gets its learnability samples and joins the
+buffer, but its reward is -1.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def composite(well_formed: bool, r: float) -> float:
 
 
 class AZRProposer:
-    """The proposer's composite reward: -1 for an invalid proposal (format or validity), else the learnability
+    """The proposer's composite reward: -1 for an invalid proposal or a broken frame, else the learnability
     ``1 - s`` of its task from the ``learn`` role's samples when 0 < s < 1, else -0.5."""
 
     def __init__(self, learn: str):
@@ -37,7 +39,8 @@ class AZRProposer:
         for r in rollouts:
             valid = bool(r.verdict and r.verdict.passed)
             s = solve_rate(r, step, self.learn) if valid else None
-            out.append(composite(valid, 1.0 - s if s is not None and 0 < s < 1 else 0.0))
+            well_formed = valid and bool(r.verdict.info.get("format"))
+            out.append(composite(well_formed, 1.0 - s if s is not None and 0 < s < 1 else 0.0))
         return out
 
 
