@@ -70,7 +70,7 @@ class Trainer:
             for o in optimizers
         ]  # fmt: skip
         self.actor, *self.optimizers = self.accelerator.prepare(actor, *optimizers)
-        self.optimizer_steps = 0  # over the whole run: PPO's critic warm-up counts them
+        self.optimizer_steps = 0  # over the whole run
         self.version = 0  # the number of updates so far: what a generator checks to see the weights moved
         self.policy = TrainedPolicy(self)
 
@@ -200,7 +200,7 @@ class Trainer:
                 )  # fmt: skip
                 value_weights = torch.zeros(n)
                 value_weights[minibatch] = 1.0 / completion_lengths[minibatch].sum()
-                warm = o.warming_up(self.optimizer_steps)
+                warm = o.warming_up(self.version)  # PPO's critic warm-up counts rollout steps, as OpenRLHF
                 # a share of the minibatch per process; equal micro-batch counts keep DDP's all-reduces paired
                 active = [i for i in minibatch if not silent[i]]
                 parts = micro_batches(active[rank::world], lengths, o.max_tokens_per_micro_batch, batch.prompts)
@@ -250,7 +250,7 @@ class Trainer:
             metrics["kl"] = totals[1].item() / max(totals[3].item(), 1)
         if o.uses_critic:
             metrics["value_loss"] = totals[4].item() / steps
-            metrics["critic_warmup"] = float(o.warming_up(self.optimizer_steps - steps))
+            metrics["critic_warmup"] = float(o.warming_up(self.version))
         return metrics
 
     # -- checkpoints ---------------------------------------------------------------------------------------------

@@ -111,8 +111,8 @@ class PolicyGradient:
     def critic_loss(self, values: torch.Tensor, batch: RolloutBatch, rows: list[int], weights: torch.Tensor) -> Any:
         return None
 
-    def warming_up(self, optimizer_steps: int) -> bool:
-        """True while only the critic trains (PPO's critic warm-up); counts the run's optimizer steps so far."""
+    def warming_up(self, rollout_steps: int) -> bool:
+        """True while only the critic trains (PPO's critic warm-up), given the rollout steps trained so far."""
         return False
 
     # -- the loss ----------------------------------------------------------------------------------------------
