@@ -342,3 +342,10 @@ def test_ppo_critic_warmup_counts_rollout_steps_not_optimizer_steps(tiny_model: 
     assert metrics["critic_warmup"] == 1.0 and all(v.abs().max() == 0 for v in lora_b(t).values())
     metrics = t.step(examples(shift=2), seed=2)
     assert metrics["critic_warmup"] == 0.0 and any(v.abs().max() > 0 for v in lora_b(t).values())
+
+
+def test_kl_metric_reports_the_drift_from_the_start_without_a_kl_term(tiny_model: str) -> None:
+    # beta 0 (LSP's ablation): no KL in the loss, but kl_metric scores the reference so the drift is reported
+    assert "kl" not in trainer(tiny_model, GRPO(learning_rate=5e-2, beta=0.0)).step(examples(), seed=1)
+    metrics = trainer(tiny_model, GRPO(learning_rate=5e-2, epochs=2, beta=0.0, kl_metric=True)).step(examples(), 1)
+    assert metrics["kl"] > 0  # the second epoch has moved away from the start

@@ -183,7 +183,7 @@ class Trainer:
         # model are all wrong, and this is most of the batch.
         silent = (
             batch.advantages.abs().sum(-1) == 0
-            if o.beta == 0 and not o.uses_critic
+            if not o.needs_reference() and not o.uses_critic  # with a reference: the KL metric sees every sequence
             else torch.zeros(n, dtype=torch.bool)
         )
         totals = torch.zeros(5, dtype=torch.float64, device=accelerator.device)  # see PolicyGradient.loss

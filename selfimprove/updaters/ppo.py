@@ -59,7 +59,7 @@ class PPO(PolicyGradient):
             raise UserError("ppo: the KL to the start is in the reward (kl_coef), not in the loss: leave beta at 0")
 
     def needs_reference(self) -> bool:
-        return self.kl_coef > 0
+        return self.kl_coef > 0 or self.kl_metric
 
     def value_head(self, hidden_size: int) -> torch.nn.Module:
         head = torch.nn.Linear(hidden_size, 1)
