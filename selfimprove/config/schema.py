@@ -122,6 +122,9 @@ class Loop:
     iterations: int = 1
     init: Literal["base", "previous"] = "base"
     replay: int = 0  # also train on the examples selected in the previous N iterations (SPIN: 1)
+    # the checkpoint iteration 1 starts from (a PEFT adapter or HF model folder an earlier run wrote, e.g. SPIN's
+    # SFT start); with init: previous. None: the base model
+    start: str | None = None
     # online
     steps: int = 0
     batch_size: int = 8  # problems drawn from the task per step
@@ -131,7 +134,7 @@ class Loop:
     max_failed_rewards: float = 0.5  # a step where a larger share of rollouts has no reward stops the run
 
 
-OFFLINE_LOOP_KEYS = ("iterations", "init", "replay")
+OFFLINE_LOOP_KEYS = ("iterations", "init", "replay", "start")
 ONLINE_LOOP_KEYS = ("steps", "batch_size", "eval_every", "save_every", "keep_last", "max_failed_rewards")
 
 
@@ -379,6 +382,8 @@ def _check_roles(recipe: Recipe, b: _Builder) -> None:
         b.problem(("loop", "iterations"), f"must be 0 or more, got {recipe.loop.iterations}")
     if recipe.loop.replay < 0:
         b.problem(("loop", "replay"), f"must be 0 or more, got {recipe.loop.replay}")
+    if recipe.loop.start is not None and recipe.loop.init != "previous":
+        b.problem(("loop", "start"), "a start checkpoint needs loop.init: previous (init: base trains from the base)")
 
 
 def _check_mode(recipe: Recipe, b: _Builder) -> None:
