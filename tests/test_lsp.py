@@ -70,10 +70,19 @@ def test_lsp_zero_drops_the_self_reward_and_its_challenger_advantage_is_the_mean
     assert advantages(challengers, roles["challenger"].group_by) == [sum(v) / 2 - v[0], sum(v) / 2 - v[1]]
 
 
-def test_lsp_objective_is_k1_kl_sequence_sums_and_one_loss_over_both_roles() -> None:
+@pytest.mark.parametrize(
+    "name", ["lsp_math.yaml", "lsp_zero_math.yaml", "lsp_arithmetic.yaml", "lsp_zero_arithmetic.yaml", "tiny/lsp.yaml"]
+)
+def test_lsp_recipes_regularise_with_the_kl_gradient_k2_in_the_loss(name: str) -> None:
+    # k1 in the loss has zero expected gradient (tests/test_objectives.py): every LSP recipe uses k2
+    objective = load_recipe(LSP.parent / name).updater.build()
+    assert (objective.beta, objective.kl_estimator) == (0.05, "k2")
+
+
+def test_lsp_objective_is_the_kl_sequence_sums_and_one_loss_over_both_roles() -> None:
     recipe = load_recipe(LSP)
     objective = recipe.updater.build()
-    assert (objective.beta, objective.kl_estimator, objective.scale_rewards) == (0.05, "k1", False)
+    assert (objective.beta, objective.kl_estimator, objective.scale_rewards) == (0.05, "k2", False)
     assert (objective.loss_aggregation, objective.role_loss) == ("seq-mean-token-sum", "per_role")
     assert recipe.role("challenger").loss_weight == 1.0 and recipe.role("solver").train
 

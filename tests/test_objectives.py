@@ -49,6 +49,40 @@ def test_kl_estimators_on_hand_values():
         kl_estimate(logp, ref, "k4")
 
 
+def expected_kl_gradient(theta: torch.Tensor, ref: torch.Tensor, estimator: str) -> torch.Tensor:
+    """The exact expectation over x ~ pi_theta of the gradient of the estimator placed in the loss: the sample x is
+    fixed (no gradient through the sampling), the estimator's log pi(x) carries the gradient."""
+    logp = torch.log_softmax(theta, -1)
+    loss = sum(logp[x].exp().detach() * kl_estimate(logp[x], ref[x], estimator) for x in range(theta.numel()))
+    return torch.autograd.grad(loss, theta)[0]
+
+
+def test_only_k2_in_the_loss_has_the_gradient_of_kl_and_k1_has_none():
+    # pi = (0.5, 0.5) (logits 0), pi_ref = (0.8, 0.2). By hand: KL(pi || ref) = 0.5 ln(0.625) + 0.5 ln(2.5) = ln 1.25,
+    # d KL / d theta_j = pi_j (ln(pi_j / ref_j) - KL) = 0.5 (ln 0.625 - ln 1.25) = -0.5 ln 2, and +0.5 ln 2.
+    theta = torch.zeros(2, requires_grad=True)
+    ref = torch.log(torch.tensor([0.8, 0.2]))
+    ln2 = math.log(2)
+    assert close(expected_kl_gradient(theta, ref, "k2"), [-ln2 / 2, ln2 / 2])  # the KL's own gradient
+    assert close(expected_kl_gradient(theta, ref, "k1"), [0.0, 0.0])  # beta grad log pi: zero in expectation
+    # k3: sum_x (pi_x - ref_x) grad log pi_x = pi - ref = (-0.3, 0.3), the gradient of KL(ref || pi)
+    assert close(expected_kl_gradient(theta, ref, "k3"), [-0.3, 0.3])
+    # the same on a random 5-way policy, against autograd of the exact KL(pi || ref) and KL(ref || pi)
+    torch.manual_seed(0)
+    theta, ref = torch.randn(5, requires_grad=True), torch.log_softmax(torch.randn(5), -1)
+    pi = torch.softmax(theta, -1)
+    forward = torch.autograd.grad((pi * (pi.log() - ref)).sum(), theta, retain_graph=True)[0]
+    reverse = torch.autograd.grad((ref.exp() * (ref - pi.log())).sum(), theta)[0]
+    assert torch.allclose(expected_kl_gradient(theta, ref, "k2"), forward, atol=1e-6)
+    assert torch.allclose(expected_kl_gradient(theta, ref, "k3"), reverse, atol=1e-6)
+    assert torch.allclose(expected_kl_gradient(theta, ref, "k1"), torch.zeros(5), atol=1e-6)
+    # a gradient step on k2 or k3 pulls toward the reference: the KL falls
+    for estimator in ("k2", "k3"):
+        step = theta.detach() - 0.1 * expected_kl_gradient(theta, ref, estimator)
+        after = torch.softmax(step, -1)
+        assert (after * (after.log() - ref)).sum() < (pi * (pi.log() - ref)).sum()
+
+
 @pytest.mark.parametrize(
     ("ratio", "advantage", "clipped"),
     [(1.19, 1.0, False), (1.21, 1.0, True), (1.5, -1.0, False), (0.81, -1.0, False), (0.79, -1.0, True),

@@ -338,3 +338,44 @@ def test_each_shortcut_off_gives_the_same_update_by_another_path(tiny_model: str
         assert (on_rows, off_rows) == (6, 9)  # the zero-advantage group's 3 rows run only without the shortcut
     else:
         assert not on_itself and off_itself  # a merged copy, or the PEFT model itself
+
+
+def test_ppo_clips_the_reward_to_ten_before_the_kl_term() -> None:
+    # OpenRLHF's compute_reward: clamp(r, -10, 10) on the sequence reward, then add -kl_coef * k1 per token. With
+    # gamma = lambda = 1, zero values and no whitening, the advantage of the first token is the sum of the token
+    # rewards: clip(r) - 0.05 * sum(log pi_old - log pi_ref).
+    from selfimprove.updaters.policy_gradient import RolloutBatch
+
+    mask = torch.tensor([[1.0, 1.0], [1.0, 1.0], [1.0, 0.0]])
+    log_ratio = torch.tensor([[1.0, 1.0], [-2.0, 0.0], [0.0, 0.0]])
+    batch = RolloutBatch(
+        [[1]] * 3, [[2, 3], [2, 3], [2]], 0, mask, torch.tensor([-33.0, 12.0, 0.5]), ["a", "b", "c"],
+        old_logps=log_ratio - 1.0, ref_logps=torch.full((3, 2), -1.0), old_values=torch.zeros(3, 2),
+    )  # fmt: skip
+    PPO(kl_coef=0.05, lam=1.0, whiten_advantages=False).advantages(batch)
+    # -10 - 0.05 * 2 = -10.1 (clipped after the KL it would be -10); 10 + 0.1 = 10.1; 0.5 unclipped
+    assert batch.advantages[:, 0].tolist() == pytest.approx([-10.1, 10.1, 0.5])
+    assert batch.advantages[0, 1].item() == pytest.approx(-10.05)  # the last token: clip(r) - 0.05 * 1
+    PPO(kl_coef=0.05, lam=1.0, whiten_advantages=False, reward_clip_range=None).advantages(batch)
+    assert batch.advantages[:, 0].tolist() == pytest.approx([-33.1, 12.1, 0.5])
+    with pytest.raises(UserError, match="reward_clip_range"):
+        PPO(reward_clip_range=(10.0, -10.0))
+
+
+def test_ppo_critic_warmup_counts_rollout_steps_not_optimizer_steps(tiny_model: str) -> None:
+    # 8 examples in minibatches of 2: 4 optimizer steps per rollout step. OpenRLHF's freezing_actor_steps = 1
+    # freezes the actor for the whole first rollout step (all 4 optimizer steps) and trains it from the second.
+    t = trainer(tiny_model, PPO(learning_rate=1e-2, critic_learning_rate=1e-2, critic_warmup_steps=1,
+                                mini_batch_size=2))  # fmt: skip
+    metrics = t.step(examples(shift=1), seed=1)
+    assert metrics["optimizer_steps"] == 4 and t.optimizer_steps == 4
+    assert metrics["critic_warmup"] == 1.0 and all(v.abs().max() == 0 for v in lora_b(t).values())
+    metrics = t.step(examples(shift=2), seed=2)
+    assert metrics["critic_warmup"] == 0.0 and any(v.abs().max() > 0 for v in lora_b(t).values())
+
+
+def test_kl_metric_reports_the_drift_from_the_start_without_a_kl_term(tiny_model: str) -> None:
+    # beta 0 (LSP's ablation): no KL in the loss, but kl_metric scores the reference so the drift is reported
+    assert "kl" not in trainer(tiny_model, GRPO(learning_rate=5e-2, beta=0.0)).step(examples(), seed=1)
+    metrics = trainer(tiny_model, GRPO(learning_rate=5e-2, epochs=2, beta=0.0, kl_metric=True)).step(examples(), 1)
+    assert metrics["kl"] > 0  # the second epoch has moved away from the start

@@ -30,12 +30,14 @@ class Recording:
     """An updater that keeps the base weights and records what it was given."""
 
     seen: list[list[Example]] = []
+    contexts: list[UpdateContext] = []
 
     def __init__(self, **_: object):
         pass
 
     def update(self, ctx: UpdateContext) -> dict[str, float]:
         Recording.seen.append(ctx.examples)
+        Recording.contexts.append(ctx)
         shutil.copytree(ctx.base, ctx.output_dir)
         return {"loss": 0.0}
 
@@ -116,3 +118,60 @@ def test_gpu_recipes_follow_the_papers(name: str) -> None:
         assert (recipe.roles[0].n, recipe.selector.name, recipe.updater.name) == (1, "spin", "dpo")
         assert recipe.updater.args["reference"] == "previous" and recipe.updater.args["beta"] == 0.1
         assert (recipe.loop.init, recipe.loop.replay, recipe.loop.iterations) == ("previous", 1, 4)
+
+
+def test_spin_and_its_control_start_from_one_sft_checkpoint_of_the_same_data() -> None:
+    ablations = ROOT / "recipes" / "ablations"
+    start = load_recipe(ablations / "spin_sft_start.yaml")
+    spin, control = load_recipe(ablations / "spin_arithmetic.yaml"), load_recipe(ablations / "spin_sft_control.yaml")
+    # the start: one SFT epoch on the worked solutions; its checkpoint is what both load
+    assert (start.updater.name, start.loop.iterations, start.selector.name) == ("sft", 1, "real")
+    assert spin.loop.start == control.loop.start == "runs/spin_sft_start/iter-001/checkpoint"
+    for recipe in (spin, control):  # the same data, prompt, model and adapter as the start
+        assert (recipe.task.args, recipe.roles[0].prompt, recipe.model, recipe.adapter) == (
+            start.task.args,
+            start.roles[0].prompt,
+            start.model,
+            start.adapter,
+        )
+        assert recipe.selector.args["real"] == start.selector.args["real"] == "full_solution"
+        assert recipe.loop.init == "previous" and recipe.eval == start.eval
+    assert (spin.updater.name, control.updater.name) == ("dpo", "sft")
+
+
+def test_loop_start_is_the_first_iterations_model_and_opponent(tiny_model: str, tmp_path: Path) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)  # a start adapter far from the base: B = 0 would be the base model itself
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model),
+                           LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))  # fmt: skip
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=1.0)
+    model.save_pretrained(tmp_path / "sft")
+    Recording.contexts = []
+    overrides = [f"model={tiny_model}", "updater.name=recording"]
+    recipe = ROOT / "recipes" / "tiny" / "spin.yaml"
+    Runner(load_recipe(recipe, [*overrides, f"loop.start={tmp_path / 'sft'}"]), tmp_path / "from-sft", False).execute()
+    Runner(load_recipe(recipe, overrides), tmp_path / "from-base", False).execute()
+    from_sft, from_base = Recording.contexts
+    # iteration 1 trains from the start and plays against it (SPIN's opponent is the SFT model); from the base: none
+    assert from_sft.init == from_sft.previous == str((tmp_path / "sft").resolve())
+    assert from_base.init is None and from_base.previous is None
+    # the start generated iteration 1's answers and was evaluated at iteration 0
+    for name in ("iter-001/rollouts-solver.jsonl", "iter-000/eval/arithmetic.rollouts.jsonl"):
+        sft, base = (jsonl(tmp_path / run / name) for run in ("from-sft", "from-base"))
+        assert [r["completion"] for r in sft] != [r["completion"] for r in base], name
+
+
+def test_loop_start_must_exist_and_needs_init_previous(tiny_model: str, tmp_path: Path) -> None:
+    from selfimprove.errors import UserError
+
+    recipe = ROOT / "recipes" / "tiny" / "spin.yaml"
+    with pytest.raises(UserError, match="loop.start"):
+        load_recipe(recipe, [f"model={tiny_model}", "loop.init=base", f"loop.start={tmp_path}"])
+    with pytest.raises(UserError, match="loop.start: no checkpoint folder"):
+        missing = load_recipe(recipe, [f"model={tiny_model}", f"loop.start={tmp_path / 'none'}"])
+        Runner(missing, tmp_path / "run").execute()

@@ -130,3 +130,14 @@ def test_tiny_rlsp_recipe_runs_ppo_with_every_reward_part(tiny_model: str, tmp_p
     record = json.loads((run / "step-000001" / "rollouts.jsonl").read_text().splitlines()[0])
     parts = record["reward_parts"]
     assert record["reward"] == pytest.approx(parts["rlsp_outcome"] + parts["rlsp_exploration"])  # reflection: weight 0
+
+
+@pytest.mark.parametrize("name", ["rlsp_arithmetic.yaml", "rlsp_math.yaml"])
+def test_rlsp_recipes_scale_L_to_their_token_budget_and_clip_as_openrlhf(name: str) -> None:
+    # the paper: L = 1000 with 4096 new tokens, -0.244 at the cap; the same ratio at this budget is L = 1000 b / 4096
+    recipe = load_recipe(ROOT / "recipes" / name)
+    budget = recipe.generator.args["max_new_tokens"]
+    L = recipe.roles[0].rewards[1].args["L"]  # noqa: N806
+    assert L == pytest.approx(1000 * budget / 4096, abs=0.05)
+    assert -L / budget == pytest.approx(-1000 / 4096, rel=0.01)
+    assert recipe.updater.args["reward_clip_range"] == [-10, 10] and recipe.updater.args["critic_warmup_steps"] == 4

@@ -124,6 +124,9 @@ class Loop:
     iterations: int = 1
     init: Literal["base", "previous"] = "base"
     replay: int = 0  # also train on the examples selected in the previous N iterations (SPIN: 1)
+    # the checkpoint iteration 1 starts from (a PEFT adapter or HF model folder an earlier run wrote, e.g. SPIN's
+    # SFT start); with init: previous. None: the base model
+    start: str | None = None
     # online
     steps: int = 0
     batch_size: int = 8  # problems drawn from the task per step
@@ -134,7 +137,7 @@ class Loop:
     seed_steps: int = 0  # at most this many seeding rounds before step 1 (0: no seeding stage)
 
 
-OFFLINE_LOOP_KEYS = ("iterations", "init", "replay")
+OFFLINE_LOOP_KEYS = ("iterations", "init", "replay", "start")
 ONLINE_LOOP_KEYS = ("steps", "batch_size", "eval_every", "save_every", "keep_last", "max_failed_rewards", "seed_steps")
 
 
@@ -399,6 +402,8 @@ def _check_roles(recipe: Recipe, b: _Builder) -> None:
         b.problem(("loop", "iterations"), f"must be 0 or more, got {recipe.loop.iterations}")
     if recipe.loop.replay < 0:
         b.problem(("loop", "replay"), f"must be 0 or more, got {recipe.loop.replay}")
+    if recipe.loop.start is not None and recipe.loop.init != "previous":
+        b.problem(("loop", "start"), "a start checkpoint needs loop.init: previous (init: base trains from the base)")
 
 
 def _check_mode(recipe: Recipe, b: _Builder) -> None:

@@ -69,6 +69,10 @@ class Runner:
         from selfimprove.models.loading import check_adapter_supported
 
         check_adapter_supported(self.recipe.adapter)
+        start = self.recipe.loop.start
+        if start is not None and not Path(start).is_dir():
+            raise UserError(f"loop.start: no checkpoint folder {start} (run the recipe that writes it first)")
+        self.start_checkpoint = str(Path(start).resolve()) if start is not None else None
         # Read every data set before loading a model, so bad data fails in seconds, not after a model load.
         self.problems = {"train": load_problems(self.recipe.task)}
         self.problems.update({f"eval:{t.tag}": load_problems(t) for t in self.recipe.eval.tasks})
@@ -202,7 +206,7 @@ class Runner:
 
     def execute(self) -> dict[str, Any]:
         self.start()
-        policy = Policy(self.base)
+        policy = Policy(self.base, self.start_checkpoint)
         evals = [self.evaluate(0, policy)]
         summary = self.write_summary(evals)
         for it in range(1, self.recipe.loop.iterations + 1):

@@ -96,7 +96,7 @@ class Trainer:
             self.actor, self.optimizers = actor, optimizers
         else:
             self.actor, *self.optimizers = self.accelerator.prepare(actor, *optimizers)
-        self.optimizer_steps = 0  # over the whole run: PPO's critic warm-up counts them
+        self.optimizer_steps = 0  # over the whole run
         self.version = 0  # the number of updates so far: what a generator checks to see the weights moved
         self.policy = TrainedPolicy(self)
 
@@ -226,7 +226,8 @@ class Trainer:
         # model are all wrong, and this is most of the batch.
         silent = (
             batch.advantages.abs().sum(-1) == 0
-            if o.skip_zero_advantage and o.beta == 0 and not o.uses_critic
+            # with a reference: the KL metric sees every sequence
+            if o.skip_zero_advantage and not o.needs_reference() and not o.uses_critic
             else torch.zeros(n, dtype=torch.bool)
         )
         totals = torch.zeros(5, dtype=torch.float64, device=accelerator.device)  # see PolicyGradient.loss
@@ -243,7 +244,7 @@ class Trainer:
                 )  # fmt: skip
                 value_weights = torch.zeros(n)
                 value_weights[minibatch] = 1.0 / completion_lengths[minibatch].sum()
-                warm = o.warming_up(self.optimizer_steps)
+                warm = o.warming_up(self.version)  # PPO's critic warm-up counts rollout steps, as OpenRLHF
                 # a share of the minibatch per process; equal micro-batch counts keep DDP's all-reduces paired
                 active = [i for i in minibatch if not silent[i]]
                 grouped = batch.prompts if o.share_prefix else None
@@ -297,7 +298,7 @@ class Trainer:
             metrics["kl"] = totals[1].item() / max(totals[3].item(), 1)
         if o.uses_critic:
             metrics["value_loss"] = totals[4].item() / steps
-            metrics["critic_warmup"] = float(o.warming_up(self.optimizer_steps - steps))
+            metrics["critic_warmup"] = float(o.warming_up(self.version))
         return metrics
 
     # -- checkpoints ---------------------------------------------------------------------------------------------

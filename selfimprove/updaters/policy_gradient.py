@@ -55,6 +55,12 @@ class PolicyGradient:
     ``steps_per_generation``). ``role_loss: per_role`` averages each role's loss over its own sequences before the
     roles' losses are summed with their ``loss_weight`` (LSP's ``L_Sol + alpha L_Ch``); ``joint`` averages over
     the whole minibatch (AZR's one update over six batches).
+
+    ``beta`` weighs ``kl_estimator`` per token in the loss. Only k2 (``log_ratio**2 / 2``) has, in expectation over
+    the policy's own samples, the gradient of KL(pi || pi_ref); k3's is the gradient of KL(pi_ref || pi) (it also
+    pulls toward the reference); k1's is ``beta * grad log pi``, zero in expectation: k1 inside the loss does not
+    regularise (``tests/test_objectives.py``). The ``kl`` metric is the k3 estimate of KL(pi || pi_ref) whatever
+    the loss uses; ``kl_metric: true`` scores the reference with ``beta: 0`` too, to report the drift from the start.
     """
 
     name: ClassVar[str] = "policy-gradient"
@@ -73,6 +79,7 @@ class PolicyGradient:
     epsilon_high: float | None = None
     beta: float = 0.0
     kl_estimator: Estimator = "k3"
+    kl_metric: bool = False
     loss_aggregation: Aggregation = "seq-mean-token-mean"
     role_loss: RoleLoss = "joint"
     temperature: float = 1.0
@@ -105,7 +112,7 @@ class PolicyGradient:
 
     # -- what subclasses define ------------------------------------------------------------------------------
     def needs_reference(self) -> bool:
-        return self.beta > 0
+        return self.beta > 0 or self.kl_metric
 
     def needs_old_scores(self, n: int) -> bool:
         """Whether the data's log-probs must be computed before training. A single step on the whole batch
@@ -122,8 +129,8 @@ class PolicyGradient:
     def critic_loss(self, values: torch.Tensor, batch: RolloutBatch, rows: list[int], weights: torch.Tensor) -> Any:
         return None
 
-    def warming_up(self, optimizer_steps: int) -> bool:
-        """True while only the critic trains (PPO's critic warm-up); counts the run's optimizer steps so far."""
+    def warming_up(self, rollout_steps: int) -> bool:
+        """True while only the critic trains (PPO's critic warm-up), given the rollout steps trained so far."""
         return False
 
     # -- the loss ----------------------------------------------------------------------------------------------
@@ -153,9 +160,10 @@ class PolicyGradient:
             per_token = per_token * batch.is_weights[rows, :c].to(device)
         kl = torch.zeros_like(logps)
         if batch.ref_logps is not None:
-            kl = kl_estimate(logps, batch.ref_logps[rows, :c].to(device), self.kl_estimator)
+            ref = batch.ref_logps[rows, :c].to(device)
             if self.beta > 0:
-                per_token = per_token + self.beta * kl
+                per_token = per_token + self.beta * kl_estimate(logps, ref, self.kl_estimator)
+            kl = kl_estimate(logps.detach(), ref, "k3")  # the metric: unbiased and non-negative
         policy_loss = (per_token * w).sum()
         loss, value_loss = policy_loss, torch.zeros((), device=device)
         if values is not None:
@@ -166,7 +174,7 @@ class PolicyGradient:
         counted = mask * (weights[rows].to(device)[:, None] > 0)  # a padding micro-batch counts nothing
         # kept on the device: no host sync per micro-batch
         stats = torch.stack([
-            policy_loss.detach(), (kl.detach() * counted).sum(), (clipped.float() * counted).sum(), counted.sum(),
+            policy_loss.detach(), (kl * counted).sum(), (clipped.float() * counted).sum(), counted.sum(),
             value_loss.detach(),
         ]).double()  # fmt: skip
         return loss, stats

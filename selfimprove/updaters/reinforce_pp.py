@@ -36,7 +36,7 @@ class ReinforcePP(PolicyGradient):
             raise UserError("reinforce_pp: whiten_by is batch or group, kl_coef >= 0, gamma in [0, 1]")
 
     def needs_reference(self) -> bool:
-        return self.beta > 0 or self.kl_coef > 0
+        return super().needs_reference() or self.kl_coef > 0
 
     def needs_old_scores(self, n: int) -> bool:
         return self.kl_coef > 0 or super().needs_old_scores(n)
