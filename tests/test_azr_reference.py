@@ -234,5 +234,5 @@ def test_a_seed_file_fills_a_buffer(tiny_model: str, tmp_path: Path) -> None:
     assert deduction[1]["meta"]["task_type"] == "deduction"
     assert not any(rid.startswith("seed_deduction/") for rid in CountingAZR.requests)
     file.write_text("[1]\n")
-    with pytest.raises(UserError, match="seeds.jsonl:1: a line is a JSON object"):
+    with pytest.raises(UserError, match="seeds.jsonl:1: expected a JSON object"):
         run_recipe(load_recipe(TINY, overrides), tmp_path / "bad", show_progress=False)

@@ -29,7 +29,6 @@ rewarded rollouts to the others; every process joins the update; only the main p
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import statistics
@@ -52,6 +51,7 @@ from selfimprove.records import Example, Problem, Rollout
 from selfimprove.rewards import StepRollouts
 from selfimprove.rewards.stage import Term, assign_rewards, check_failures
 from selfimprove.sources import Buffer, StepContext
+from selfimprove.tasks.jsonl import json_objects
 from selfimprove.tracking import Trackers
 
 
@@ -350,15 +350,7 @@ def seed_problems(spec: BufferSpec) -> list[Problem]:
     where = f"buffers '{spec.name}' seed_file {file}"
     if not file.is_file():
         raise UserError(f"{where}: no such file")
-    for lineno, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{where}:{lineno}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise UserError(f"{where}:{lineno}: a line is a JSON object (the problem's meta), got {type(row).__name__}")
+    for lineno, row in json_objects(file, where):
         problems.append(Problem(f"file-{lineno}", "", None, {**spec.seed_meta, **row}))
     return problems
 

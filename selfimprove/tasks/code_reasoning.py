@@ -9,12 +9,12 @@ deduction or abduction, ``program``, ``input``, ``output``), so ``eval.tasks[].p
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
 from selfimprove.errors import UserError
 from selfimprove.records import Problem
+from selfimprove.tasks.jsonl import json_objects
 
 # Small deterministic programs with an input maker each: the seeded set when no file is given.
 PROGRAMS: list[tuple[str, str]] = [
@@ -93,15 +93,8 @@ class CodeReasoning:
         if not file.is_file():
             raise UserError(f"code_reasoning: no file {file}")
         rows = []
-        for lineno, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{file}:{lineno}: not valid JSON ({exc.msg})") from None
-            fields = ("program", "input", "output")
-            if not isinstance(row, dict) or not all(isinstance(row.get(k), str) for k in fields):
+        for lineno, row in json_objects(file):
+            if not all(isinstance(row.get(k), str) for k in ("program", "input", "output")):
                 raise UserError(f"{file}:{lineno}: a triple needs string fields program, input and output")
             rows.append(row)
         return rows

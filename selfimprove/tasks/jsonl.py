@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,10 @@ def parse_answer(raw: Any) -> tuple[str, str | None]:
     return match.group(1).replace(",", "").strip(), text[: match.start()].strip()
 
 
-def read_problems(path: Path, question_field: str, answer_field: str | None, id_field: str | None) -> list[Problem]:
-    problems = []
+def json_objects(path: Path, where: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for each non-blank line of a JSONL file; a line that is not a JSON object is a
+    UserError naming ``where`` (default: the path) and the line."""
+    where = where or str(path)
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
@@ -31,19 +34,25 @@ def read_problems(path: Path, question_field: str, answer_field: str | None, id_
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise UserError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+                raise UserError(f"{where}:{lineno}: not valid JSON ({exc.msg})") from None
             if not isinstance(row, dict):
-                raise UserError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            missing = [f for f in (question_field, answer_field, id_field) if f and f not in row]
-            if missing:
-                raise UserError(f"{path}:{lineno}: no field '{missing[0]}' (fields: {', '.join(row)})")
-            answer, solution = parse_answer(row[answer_field]) if answer_field else (None, None)
-            meta = {k: v for k, v in row.items() if k not in (question_field, answer_field)}
-            if solution is not None:  # GSM8K-style: the worked solution, and the whole text as written
-                meta["solution"] = solution
-                meta["full_solution"] = str(row[answer_field]).strip()
-            pid = str(row[id_field]) if id_field else f"{path.stem}-{lineno}"
-            problems.append(Problem(id=pid, question=str(row[question_field]), answer=answer, meta=meta))
+                raise UserError(f"{where}:{lineno}: expected a JSON object, got {type(row).__name__}")
+            yield lineno, row
+
+
+def read_problems(path: Path, question_field: str, answer_field: str | None, id_field: str | None) -> list[Problem]:
+    problems = []
+    for lineno, row in json_objects(path):
+        missing = [f for f in (question_field, answer_field, id_field) if f and f not in row]
+        if missing:
+            raise UserError(f"{path}:{lineno}: no field '{missing[0]}' (fields: {', '.join(row)})")
+        answer, solution = parse_answer(row[answer_field]) if answer_field else (None, None)
+        meta = {k: v for k, v in row.items() if k not in (question_field, answer_field)}
+        if solution is not None:  # GSM8K-style: the worked solution, and the whole text as written
+            meta["solution"] = solution
+            meta["full_solution"] = str(row[answer_field]).strip()
+        pid = str(row[id_field]) if id_field else f"{path.stem}-{lineno}"
+        problems.append(Problem(id=pid, question=str(row[question_field]), answer=answer, meta=meta))
     return problems
 
 
