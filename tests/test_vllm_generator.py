@@ -165,9 +165,12 @@ def test_a_generate_call_against_a_stand_in_engine(tiny_model: str, monkeypatch:
     for output, ids in zip(batches[0], expected, strict=True):
         assert output.token_ids == ids[-3:] and output.num_tokens == 3 and output.logprobs == [-1.0, -2.0, -3.0]
     assert engine.llm.calls == ["generate", "sleep 2"]  # the base weights were there: nothing pushed
-    assert run(done={"r0", "r2", "r4"}, shard=(0, 2)) == [[]]  # nothing left here: one empty batch, as every process
-    run(done=set(), shard=(1, 2))
     loads = ["load"] * len(list(buckets(checkpoint_names(policy.inference_model()), generator.bucket_mb * 2**20)))
+    assert run(done={"r0", "r2", "r4"}, shard=(0, 2)) == [[]]  # nothing left here: one empty batch, as every process
+    # it still woke and pushed (under sharding the push all-gathers: every process takes part), then slept again
+    assert engine.llm.calls[2:] == ["wake_up weights", *loads, "wake_up kv_cache", "reset_prefix_cache", "sleep 2"]
+    del engine.llm.calls[2:]
+    run(done=set(), shard=(1, 2))
     # after the deep sleep: the weights wake, are pushed (all of them), and only then the KV cache wakes
     assert engine.llm.calls[2:] == ["wake_up weights", *loads, "wake_up kv_cache", "reset_prefix_cache", "generate",
                                     "sleep 2"]  # fmt: skip

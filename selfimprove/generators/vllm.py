@@ -339,13 +339,14 @@ class VLLMGenerator:
         rank, world = shard
         live = as_live(policy)
         engine = self.engine(base_model(live))  # collective: every process, its share empty or not
+        self.wake_and_push(engine, live)  # collective too under sharding (the weights are all-gathered)
         mine = [r for i, r in enumerate(requests) if i % world == rank and r.id not in done]
         if not mine:
+            self.sleep(engine)
             yield []
             return
         from vllm import SamplingParams
 
-        self.wake_and_push(engine, live)
         texts = [render_chat(live.tokenizer, r.messages) for r in mine]
         # token ids, as the HF generator and the trainer encode them: vLLM's own encoding would add a second BOS
         encoded = live.tokenizer(texts, add_special_tokens=False)["input_ids"]
