@@ -33,9 +33,6 @@ import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from packaging.requirements import Requirement
-from packaging.version import Version
-
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / ".gpu-site"  # where carried wheels are unpacked (git-ignored)
 WHEEL_NAME = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)-")
@@ -64,6 +61,8 @@ def install_wheels(folder: Path, site: Path) -> list[str]:
     Unpacking is what installing a wheel without entry scripts amounts to, and it needs no pip, which the GPU image
     may lack. The project's own wheel gives only its metadata (the entry points the registries read): its code is
     the working tree, first on the path."""
+    from packaging.version import Version
+
     unpacked = []
     for wheel in sorted(folder.glob("*.whl")):
         match = WHEEL_NAME.match(wheel.name)
@@ -87,6 +86,8 @@ def install_wheels(folder: Path, site: Path) -> list[str]:
 
 def unmet_requirements() -> list[str]:
     """The project's requirements the environment does not meet (the GPU image may ship an older transformers)."""
+    from packaging.requirements import Requirement
+
     unmet = []
     for line in importlib.metadata.requires("selfimprove") or []:
         requirement = Requirement(line)
@@ -232,6 +233,13 @@ def main() -> int:
     parser.add_argument("--wheels", default=str(ROOT / "gpu-wheels"), help="wheels carried to the GPU machine")
     parser.add_argument("--budget", type=float, help="seconds for the whole check (default 480, dry run 540)")
     args = parser.parse_args()
+    try:
+        import packaging  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as exc:
+        print(f"gpu-check needs a Python with torch (the GPU machine's image, or this project's venv for --dry-run): "
+              f"{exc}", file=sys.stderr)  # fmt: skip
+        return 2
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
