@@ -20,7 +20,14 @@ def launch(processes: int, recipe: Path, run: Path, overrides: list[str]) -> Non
     command = ["-m", "selfimprove", "run", str(recipe), "--run-dir", str(run), "--quiet", *overrides]
     command = [*torchrun(processes), *command] if processes > 1 else [sys.executable, *command]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
-    assert result.returncode == 0, result.stderr[-4000:]
+    assert result.returncode == 0, failure(result.stderr)
+
+
+def failure(stderr: str) -> str:
+    """Each process's last lines: torchrun interleaves them, and the first to fail is rarely the last to print."""
+    lines = stderr.splitlines()
+    per_rank = {r: [x for x in lines if x.startswith(f"[rank{r}]")][-40:] for r in range(2)}
+    return "\n".join(["\n".join(v) for v in per_rank.values()] + lines[-20:])
 
 
 def rounded(value):
@@ -92,3 +99,14 @@ def test_offline_star_over_two_processes_equals_one(write_recipe, tiny_model: st
     for m1, m2 in zip(metrics(one, "generate:rationale"), metrics(two, "generate:rationale"), strict=True):
         assert m1["requests_per_process"] == [8] and m2["requests_per_process"] == [4, 4]
     same_weights(one / "iter-001" / "checkpoint", two / "iter-001" / "checkpoint")
+
+
+def test_offline_spin_over_two_processes_equals_one(tiny_model: str, tmp_path: Path) -> None:
+    """DPO under two processes: only the main process writes the checkpoint the loop then commits."""
+    spin = Path(__file__).resolve().parent.parent / "recipes" / "tiny" / "spin.yaml"
+    overrides = [f"model={tiny_model}", "loop.iterations=2", "generator.batch_size=2"]
+    launch(1, spin, tmp_path / "one", overrides)
+    launch(2, spin, tmp_path / "two", overrides)
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert records(one) == records(two) and summary(one) == summary(two)
+    same_weights(one / "iter-002" / "checkpoint", two / "iter-002" / "checkpoint")

@@ -197,11 +197,11 @@ class DPO:
             trainer.add_callback(_progress_callback(tracker, losses, tokens / steps))
             trainer.add_callback(_log_callback(logs))
             trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-        if plan.how in ("copy", "adapter"):  # leave the reference adapter out of the checkpoint
-            trainer.model.save_pretrained(ctx.output_dir, selected_adapters=["default"])
-        else:
-            trainer.model.save_pretrained(ctx.output_dir)
-        trainer.processing_class.save_pretrained(ctx.output_dir)
+        if trainer.args.should_save:  # the main process alone: the loop commits the directory once it returns
+            # leave the reference adapter out of the checkpoint
+            adapters = {"selected_adapters": ["default"]} if plan.how in ("copy", "adapter") else {}
+            trainer.model.save_pretrained(ctx.output_dir, **adapters)
+            trainer.processing_class.save_pretrained(ctx.output_dir)
         recent = logs[-10:]
 
         def mean(key: str) -> float:

@@ -93,8 +93,9 @@ class SFT:
         with track(f"update {ctx.iteration}", steps, ctx.show_progress) as tracker:
             trainer.add_callback(_progress_callback(tracker, losses, tokens_per_step))
             trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-        trainer.model.save_pretrained(ctx.output_dir)
-        tokenizer.save_pretrained(ctx.output_dir)
+        if trainer.args.should_save:  # the main process alone: the loop commits the directory once it returns
+            trainer.model.save_pretrained(ctx.output_dir)
+            tokenizer.save_pretrained(ctx.output_dir)
         return {
             "loss": sum(losses[-10:]) / max(len(losses[-10:]), 1),
             "steps": trainer.state.global_step,
