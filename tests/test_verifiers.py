@@ -81,6 +81,38 @@ def test_numeric_tolerance():
     assert not NumericVerifier().verify([rollout("3.05", "3")])[0].passed
 
 
+@pytest.mark.parametrize(
+    "completion, passed, wrong",
+    [
+        ("72 - 35 = 37. The answer is 37.", True, None),
+        ("107 - 48 = 37. The answer is 37.", False, "107 - 48 = 37"),  # the hint copied after a wrong calculation
+        ("23+58=81, 81 - 44 = 37. The answer is 37.", True, None),
+        ("23+58=81, 81 - 44 = 38. The answer is 37.", False, "81 - 44 = 38"),
+        ("6 × 7 = 42, 42 / 6 = 7, 7 x 1 = 7 and 37", True, None),
+        ("5 / 0 = 0. The answer is 37.", False, "5 / 0 = 0"),
+        ("87 is greater than 41 and 12. The answer is 37.", True, None),  # no calculation: the answer decides
+        ("36 + 1 = 37 but the answer is 36.", False, None),  # the final number still decides first
+    ],
+)
+def test_numeric_check_equations(completion: str, passed: bool, wrong: str | None) -> None:
+    verdict = NumericVerifier(check_equations=True).check(completion, "37")
+    assert verdict.passed is passed and verdict.info.get("wrong_equation") == wrong
+    assert NumericVerifier().check(completion, "37").passed is completion.endswith("37.") or "and 37" in completion
+
+
+def test_numeric_check_equations_is_linear_on_hostile_text() -> None:
+    import time
+
+    def seconds(n: int) -> float:
+        text = "12345 - " * n + "= 1 x"
+        start = time.perf_counter()
+        NumericVerifier(check_equations=True).check(text, "1")
+        return time.perf_counter() - start
+
+    small, large = seconds(20_000), seconds(160_000)
+    assert large < 8 * small * 4  # 8x the text: about 8x the time (4x slack for a noisy machine), not 64x
+
+
 def test_numeric_keeps_order():
     rollouts = [rollout(c, a, i) for i, (c, a) in enumerate([("1", "1"), ("2", "3"), ("4", "4")])]
     assert [v.passed for v in NumericVerifier().verify(rollouts)] == [True, False, True]
