@@ -198,12 +198,12 @@ def heldout_accuracy(adapter: str, limit: int) -> float:
     from selfimprove.config import load_recipe
     from selfimprove.config.schema import Component
     from selfimprove.eval.evaluate import Sampling, evaluate_task
-    from selfimprove.loop.rundir import RunDir
     from selfimprove.loop.runner import load_problems
     from selfimprove.models import Policy
     from selfimprove.models.embedded import resolve
     from selfimprove.models.live import LoadedPolicy
     from selfimprove.prompts import render
+    from selfimprove.rundir import RunDir
     from selfimprove.verifiers.numeric import NumericVerifier
 
     recipe = load_recipe(RECIPE)

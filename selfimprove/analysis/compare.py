@@ -10,6 +10,7 @@ from typing import Any
 
 from selfimprove.analysis.rundata import RunData, load_run
 from selfimprove.errors import UserError
+from selfimprove.rundir import RunDir
 
 
 @dataclass
@@ -69,7 +70,7 @@ def compare_runs(paths: list[str]) -> Comparison:
         names = [str(Path(p)) for p in paths]
     manifests = []
     for path in paths:
-        file = Path(path) / "manifest.json"
+        file = Path(path) / RunDir.MANIFEST
         if not file.is_file():
             raise UserError(f"{path} has no manifest.json: not a run directory")
         manifests.append(json.loads(file.read_text()))

@@ -16,10 +16,10 @@ from selfimprove.config.schema import Component
 from selfimprove.eval.metrics import maj_at_k, pass_at_k
 from selfimprove.loop import stages
 from selfimprove.loop.distributed import SINGLE, Processes
-from selfimprove.loop.rundir import RunDir
 from selfimprove.models import Policy
 from selfimprove.models.live import LivePolicy
 from selfimprove.records import Messages, Problem, Rollout
+from selfimprove.rundir import RunDir
 from selfimprove.verifiers import Verifier
 
 

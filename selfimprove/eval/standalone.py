@@ -14,10 +14,10 @@ from selfimprove.config.schema import Component, Prompt
 from selfimprove.errors import UserError
 from selfimprove.eval.evaluate import Sampling, evaluate_task, problem_records
 from selfimprove.loop import stages
-from selfimprove.loop.rundir import RunDir
 from selfimprove.models import Policy
 from selfimprove.prompts import render
 from selfimprove.registry import registries
+from selfimprove.rundir import RunDir
 
 
 def default_verifier(task: Any) -> Component:

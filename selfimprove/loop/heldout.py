@@ -10,11 +10,11 @@ from selfimprove.config.schema import Recipe
 from selfimprove.eval.evaluate import Sampling, evaluate_task
 from selfimprove.loop import stages
 from selfimprove.loop.distributed import SINGLE, Processes
-from selfimprove.loop.rundir import RunDir
 from selfimprove.models.live import LivePolicy
 from selfimprove.progress import console
 from selfimprove.prompts import render
 from selfimprove.records import Problem
+from selfimprove.rundir import RunDir
 from selfimprove.verifiers import Verifier
 
 
