@@ -5,7 +5,7 @@ directory; and the run's console table."""
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.table import Table
@@ -33,7 +33,7 @@ class RunStages:
     run: RunDir
     policy: Policy | LivePolicy
     show_progress: bool = True
-    procs: Processes = SINGLE
+    procs: Processes = field(default_factory=lambda: SINGLE)
 
     def generate(self, name: str, generator: Generator, jobs: list[Job], role: str, n: int, seed: int) -> list[Rollout]:
         return stages.generate(self.run, name, generator, self.policy, jobs, role, n, seed, self.show_progress,
