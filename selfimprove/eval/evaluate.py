@@ -28,9 +28,12 @@ class Stages(Protocol):
     resume from them (``selfimprove.loop.stages`` on one run, policy and set of processes)."""
 
     def generate(self, name: str, generator: Generator, jobs: list[Job], role: str, n: int, seed: int) -> list[Rollout]:
+        """``n`` completions of every job, in the file ``name`` (resumed from it when a run was killed)."""
         ...
 
-    def verify(self, name: str, verifier: Verifier, rollouts: list[Rollout]) -> list[Rollout]: ...
+    def verify(self, name: str, verifier: Verifier, rollouts: list[Rollout]) -> list[Rollout]:
+        """The rollouts with their verdicts, in the file ``name``."""
+        ...
 
     def seed(self, seed: int, *parts: Any) -> int:
         """A stage's own seed, derived from ``seed`` and the stage's name."""
