@@ -118,7 +118,7 @@ def run_trl(model: str, steps: int, out: str) -> None:
     from trl import GRPOConfig, GRPOTrainer
 
     from selfimprove.models.loading import load_tokenizer
-    from selfimprove.training.tokens import encode_completion
+    from selfimprove.tokens import encode_completion
 
     tokenizer = load_tokenizer(model)
     exs = examples()

@@ -197,26 +197,28 @@ def heldout_accuracy(adapter: str, limit: int) -> float:
     """Greedy accuracy of base + ``adapter`` on the held-out arithmetic problems, as the loop evaluates them."""
     from selfimprove.config import load_recipe
     from selfimprove.config.schema import Component
-    from selfimprove.eval.evaluate import Sampling, evaluate_task
-    from selfimprove.loop.rundir import RunDir
+    from selfimprove.eval.evaluate import EvalTask, Sampling, evaluate
+    from selfimprove.loop.heldout import RunStages
     from selfimprove.loop.runner import load_problems
     from selfimprove.models import Policy
     from selfimprove.models.embedded import resolve
     from selfimprove.models.live import LoadedPolicy
     from selfimprove.prompts import render
+    from selfimprove.rundir import RunDir
     from selfimprove.verifiers.numeric import NumericVerifier
 
     recipe = load_recipe(RECIPE)
     task = Component("task", "arithmetic", split="test", limit=limit)
     problems = load_problems(task)
     prompts = [render(recipe.roles[0].prompt, p, few_shot=recipe.eval.few_shot) for p in problems]
+    policy = LoadedPolicy(Policy(resolve(recipe.model), adapter))
     with tempfile.TemporaryDirectory() as tmp:
-        metrics, _, _ = evaluate_task(
-            RunDir(tmp), "eval", "arithmetic", problems, prompts, recipe.generator,
-            Sampling(recipe.eval.generation), NumericVerifier(),
-            LoadedPolicy(Policy(resolve(recipe.model), adapter)), seed=0, show_progress=False,
+        results = evaluate(
+            RunStages(RunDir(tmp), policy, show_progress=False), "eval",
+            [EvalTask("arithmetic", problems, prompts, NumericVerifier())], recipe.generator,
+            Sampling(recipe.eval.generation), seed=0,
         )  # fmt: skip
-    return metrics["accuracy"]
+    return results["arithmetic"].metrics["accuracy"]
 
 
 def side(variant: str, workload: str, args: argparse.Namespace, out: Path) -> dict:

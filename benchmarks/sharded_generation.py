@@ -35,12 +35,12 @@ def work(args: argparse.Namespace) -> None:
     from selfimprove.config.schema import Component, Prompt
     from selfimprove.loop import stages
     from selfimprove.loop.distributed import Processes
-    from selfimprove.loop.rundir import RunDir
     from selfimprove.models import Policy
     from selfimprove.models.embedded import resolve
     from selfimprove.models.live import LoadedPolicy
     from selfimprove.prompts import render
     from selfimprove.quiet import quiet_libraries
+    from selfimprove.rundir import RunDir
     from selfimprove.tasks.arithmetic import Arithmetic
 
     quiet_libraries()

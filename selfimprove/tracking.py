@@ -6,23 +6,11 @@ is a clear error at the start of the run, not an import failure halfway through 
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 from selfimprove.config.schema import Logging
 from selfimprove.errors import UserError
-
-PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
-
-
-def missing_packages(config: Logging) -> dict[str, str]:
-    """Backends the recipe enables whose package is not installed -> what to do about it."""
-    return {
-        backend: f"needs the package '{package}': pip install {package}"
-        for backend, package in PACKAGES.items()
-        if getattr(config, backend) and importlib.util.find_spec(package) is None
-    }
 
 
 def scalars(record: dict[str, Any]) -> dict[str, float]:
@@ -36,7 +24,7 @@ def scalars(record: dict[str, Any]) -> dict[str, float]:
 
 class Trackers:
     def __init__(self, config: Logging, run_dir: Path, recipe: dict[str, Any]):
-        problems = missing_packages(config)
+        problems = config.missing_packages()
         if problems:
             raise UserError("; ".join(f"logging.{backend}: {msg}" for backend, msg in problems.items()))
         self.tensorboard = self.wandb = None

@@ -94,7 +94,7 @@ def test_one_offline_update_changes_the_weights(tiny_model: str, tmp_path: Path,
 def test_bf16_log_probs_agree_with_fp32(tiny_model: str) -> None:
     from transformers import AutoModelForCausalLM
 
-    from selfimprove.training.tokens import encode
+    from selfimprove.tokens import encode
     from selfimprove.training.trainer import Trainer
     from selfimprove.updaters.grpo import GRPO
 

@@ -9,10 +9,10 @@ import torch
 
 from selfimprove.objectives.advantages import group_advantages
 from selfimprove.objectives.losses import sequence_weights
+from selfimprove.objectives.policy_gradient import RolloutBatch
+from selfimprove.tokens import pad_rows
 from selfimprove.training.actor import Actor
-from selfimprove.training.tokens import pad_rows
 from selfimprove.updaters.grpo import GRPO
-from selfimprove.updaters.policy_gradient import RolloutBatch
 
 MAX_COMPLETION = 7
 
@@ -84,6 +84,6 @@ def test_our_grpo_loss_equals_trl(tiny_model: str, tmp_path: Path, loss_type: st
 
 
 def _inputs(prompts, completions):
-    from selfimprove.training.tokens import collate
+    from selfimprove.tokens import collate
 
     return collate(prompts, completions, 0)

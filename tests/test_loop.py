@@ -134,8 +134,8 @@ def test_verifiers_that_ask_get_the_current_policy(write_recipe, tiny_model: str
 
 
 def test_a_role_with_nothing_to_answer_calls_no_generator(tmp_path: Path) -> None:
-    from selfimprove.loop.rundir import RunDir
     from selfimprove.loop.stages import generate
+    from selfimprove.rundir import RunDir
 
     class Refuses:
         def generate(self, *args, **kwargs):

@@ -95,8 +95,8 @@ def test_the_kl_reference_and_the_self_reward_judge_are_the_frozen_start(tiny_mo
 
     from selfimprove.config.schema import Adapter
     from selfimprove.records import Example
+    from selfimprove.tokens import collate
     from selfimprove.training.actor import Actor
-    from selfimprove.training.tokens import collate
     from selfimprove.training.trainer import Trainer
     from selfimprove.updaters.grpo import GRPO
 

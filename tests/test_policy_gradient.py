@@ -12,7 +12,7 @@ import torch
 from selfimprove.config.schema import Adapter
 from selfimprove.errors import UserError
 from selfimprove.records import Example
-from selfimprove.training.tokens import micro_batches
+from selfimprove.tokens import micro_batches
 from selfimprove.training.trainer import Trainer
 from selfimprove.updaters.grpo import GRPO
 from selfimprove.updaters.ppo import PPO
@@ -110,7 +110,7 @@ def _hand_written_steps(model_path: str, batches: list[list[Example]], lr: float
     from transformers import set_seed
 
     from selfimprove.models.loading import load_for_training, load_tokenizer
-    from selfimprove.training.tokens import encode
+    from selfimprove.tokens import encode
 
     tokenizer = load_tokenizer(model_path)
     set_seed(0)
@@ -257,8 +257,8 @@ def test_chunked_log_probs_equal_the_direct_ones_with_gradients() -> None:
 def test_models_with_scaled_logits_use_their_own_forward(tiny_model: str) -> None:
     from transformers import AutoModelForCausalLM
 
+    from selfimprove.tokens import collate
     from selfimprove.training.actor import Actor
-    from selfimprove.training.tokens import collate
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model)
     split = Actor(model)
@@ -287,8 +287,8 @@ def test_lora_generation_uses_merged_weights_synced_after_each_update(tiny_model
 def test_a_shared_prompt_prefix_runs_once_with_the_same_log_probs_and_gradients(tiny_model: str) -> None:
     from transformers import AutoModelForCausalLM
 
+    from selfimprove.tokens import collate
     from selfimprove.training.actor import Actor
-    from selfimprove.training.tokens import collate
 
     torch.manual_seed(0)
     actor = Actor(AutoModelForCausalLM.from_pretrained(tiny_model))
@@ -344,7 +344,7 @@ def test_ppo_clips_the_reward_to_ten_before_the_kl_term() -> None:
     # OpenRLHF's compute_reward: clamp(r, -10, 10) on the sequence reward, then add -kl_coef * k1 per token. With
     # gamma = lambda = 1, zero values and no whitening, the advantage of the first token is the sum of the token
     # rewards: clip(r) - 0.05 * sum(log pi_old - log pi_ref).
-    from selfimprove.updaters.policy_gradient import RolloutBatch
+    from selfimprove.objectives.policy_gradient import RolloutBatch
 
     mask = torch.tensor([[1.0, 1.0], [1.0, 1.0], [1.0, 0.0]])
     log_ratio = torch.tensor([[1.0, 1.0], [-2.0, 0.0], [0.0, 0.0]])

@@ -236,7 +236,7 @@ def test_importance_weights_line_up_with_each_completions_tokens(tiny_model: str
 
 
 def _ids(t, examples):
-    from selfimprove.training.tokens import encode
+    from selfimprove.tokens import encode
 
     pairs = [encode(t.tokenizer, e.prompt, e.completion, e.completion_ids) for e in examples]
     return [p for p, _ in pairs], [c for _, c in pairs], t.tokenizer.pad_token_id

@@ -14,6 +14,7 @@ from typing import Any
 
 from selfimprove.errors import UserError
 from selfimprove.records import Rollout
+from selfimprove.rundir import RunDir
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -39,7 +40,7 @@ class RunData:
         return self.points or list(range(len(self.evals)))
 
     def directory(self, point: int) -> Path:
-        return self.root / (f"step-{point:06d}" if self.online else f"iter-{point:03d}")
+        return self.root / (RunDir.step_dir(point) if self.online else RunDir.iteration_dir(point))
 
     @property
     def steps(self) -> list[dict[str, Any]]:
@@ -72,16 +73,16 @@ class RunData:
 
 def load_run(root: str | Path) -> RunData:
     root = Path(root)
-    if not (root / "summary.json").is_file():
+    if not (root / RunDir.SUMMARY).is_file():
         raise UserError(f"{root} is not a finished run directory: no summary.json (run `selfimprove run` first)")
-    summary = json.loads((root / "summary.json").read_text())
+    summary = json.loads((root / RunDir.SUMMARY).read_text())
     online = "steps" in summary
     entries = summary["steps" if online else "iterations"]
     evals = [e["eval"] for e in entries]
     points = [e["step" if online else "iteration"] for e in entries]
-    stages = read_jsonl(root / "metrics.jsonl") if (root / "metrics.jsonl").is_file() else []
+    stages = read_jsonl(root / RunDir.METRICS) if (root / RunDir.METRICS).is_file() else []
     selected = {
-        int(p.parent.name[5:]): sum(1 for line in p.read_text().splitlines() if line.strip())
-        for p in sorted(root.glob("iter-*/selected.jsonl"))
+        RunDir.number(p.parent.name): sum(1 for line in p.read_text().splitlines() if line.strip())
+        for p in RunDir(root).iteration_dirs("selected.jsonl")
     }
     return RunData(root, evals, stages, selected, points, online)

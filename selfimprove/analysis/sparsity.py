@@ -60,12 +60,13 @@ def sparsity_by_iteration(run_dir: str, atol: float = 1e-5) -> dict[int, float]:
     from pathlib import Path
 
     from selfimprove.eval.standalone import policy_from
+    from selfimprove.rundir import RunDir
 
     root = Path(run_dir)
-    init = json.loads((root / "manifest.json").read_text())["recipe"].get("loop", {}).get("init", "base")
+    init = json.loads((root / RunDir.MANIFEST).read_text())["recipe"].get("loop", {}).get("init", "base")
     out = {}
-    for update in sorted(root.glob("iter-*/update.json")):
-        it = int(update.parent.name[5:])
+    for update in RunDir(root).iteration_dirs("update.json"):
+        it = RunDir.number(update.parent.name)
         if not json.loads(update.read_text()).get("checkpoint"):
             continue
         after = policy_from(None, None, str(root), it)
@@ -77,13 +78,12 @@ def sparsity_by_iteration(run_dir: str, atol: float = 1e-5) -> dict[int, float]:
 def sparsity_by_step(run_dir: str, atol: float = 1e-5) -> dict[int, float]:
     """An online run's kept checkpoints against the starting model: the share of parameters that all its updates
     so far left unchanged."""
-    from pathlib import Path
-
-    from selfimprove.eval.standalone import policy_from, saved_steps
+    from selfimprove.eval.standalone import policy_from
+    from selfimprove.rundir import RunDir
 
     base = merged_parameters(policy_from(None, None, run_dir, None, 0))
     out = {}
-    for step in saved_steps(str(Path(run_dir))):
+    for step in RunDir(run_dir).saved_steps():
         after = merged_parameters(policy_from(None, None, run_dir, None, step))
         out[step] = update_sparsity(base, after, atol).fraction
     return out

@@ -64,17 +64,19 @@ def passk(
     """pass@k for k = 1, 2, 4, ... n of two policies on one task: is the trained model bounded by its base at high k?"""
     from selfimprove.analysis import passk as curves
     from selfimprove.eval.evaluate import Sampling
-    from selfimprove.eval.standalone import TaskSpec, evaluate, finished_iterations, policy_from, saved_steps
+    from selfimprove.eval.standalone import TaskSpec, policy_from
+    from selfimprove.loop.heldout import evaluate_policy
     from selfimprove.quiet import quiet_libraries
+    from selfimprove.rundir import RunDir
 
-    if run_dir and saved_steps(run_dir):  # an online run: its start and a checkpointed step
+    if run_dir and RunDir(run_dir).saved_steps():  # an online run: its start and a checkpointed step
         model = models[0] if models else None
-        last = step if step is not None else saved_steps(run_dir)[-1]
+        last = step if step is not None else RunDir(run_dir).saved_steps()[-1]
         pair = {"step 0": policy_from(model, None, run_dir, None, 0),
                 f"step {last}": policy_from(model, None, run_dir, None, last)}  # fmt: skip
     elif run_dir:
         model = models[0] if models else None
-        last = iteration if iteration is not None else max(finished_iterations(run_dir), default=0)
+        last = iteration if iteration is not None else max(RunDir(run_dir).finished_iterations(), default=0)
         pair = {
             "iteration 0": policy_from(model, None, run_dir, 0),
             f"iteration {last}": policy_from(model, None, run_dir, last),
@@ -99,7 +101,7 @@ def passk(
     sampling = Sampling(generation, n, ks, temperature, majority=False)
     results = {}
     for name, policy in pair.items():
-        result = evaluate(policy, [spec], sampling, verifier, system, seed, show_progress=False)["tasks"][task]
+        result = evaluate_policy(policy, [spec], sampling, verifier, system, seed, show_progress=False)["tasks"][task]
         counts = [(p["n"], p["c"]) for p in result["problems"]]
         results[name] = {"pass@k": curves.curve(counts, ks), "counts": counts, "checkpoint": policy.checkpoint}
     _print(f"pass@k on {task}", ["k", *results], [[str(k), *(f"{r['pass@k'][i]:.1%}" for r in results.values())]
@@ -149,12 +151,13 @@ def sparsity(model: str | None, run_dir: str | None, atol: float, before: str | 
         sparsity_by_step,
         update_sparsity,
     )
-    from selfimprove.eval.standalone import policy_from, saved_steps
+    from selfimprove.eval.standalone import policy_from
     from selfimprove.quiet import quiet_libraries
+    from selfimprove.rundir import RunDir
 
     quiet_libraries()
     if run_dir:
-        online = bool(saved_steps(run_dir))
+        online = bool(RunDir(run_dir).saved_steps())
         fractions = (sparsity_by_step if online else sparsity_by_iteration)(run_dir, atol)
         label = "step" if online else "iteration"
         _print(

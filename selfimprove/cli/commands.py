@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from selfimprove.errors import UserError
+from selfimprove.rundir import RunDir
 
 
 @click.command(
@@ -34,7 +35,7 @@ def run(recipe: str, overrides: tuple[str, ...], run_dir: str | None, resume: bo
     root = Path(run_dir or Path("runs") / Path(recipe).stem)
     if resume and fresh:
         raise UserError("--resume and --fresh contradict each other")
-    if resume and not (root / "manifest.json").exists():
+    if resume and not (root / RunDir.MANIFEST).exists():
         raise UserError(f"--resume: no run to resume in {root}")
     if fresh:
         shutil.rmtree(root, ignore_errors=True)

@@ -23,8 +23,9 @@ def compare(run_dirs: tuple[str, ...], out: str, no_html: bool) -> None:
     whether they share seed and evaluation set (a warning when not: the comparison is then not like for like)."""
     from rich.table import Table
 
-    from selfimprove.analysis.compare import compare_runs, write_page
+    from selfimprove.analysis.compare import compare_runs
     from selfimprove.progress import console
+    from selfimprove.report.compare import write_page
 
     comparison = compare_runs(list(run_dirs))
     axis = comparison.runs[0].axis

@@ -137,7 +137,8 @@ def eval_command(
 ) -> None:
     """Evaluate a model on held-out tasks: greedy accuracy, and pass@k / maj@k from --n samples."""
     from selfimprove.eval.evaluate import Sampling
-    from selfimprove.eval.standalone import evaluate, policy_from
+    from selfimprove.eval.standalone import policy_from
+    from selfimprove.loop.heldout import evaluate_policy
     from selfimprove.quiet import quiet_libraries
 
     ks = parse_ks(k_text)
@@ -153,7 +154,7 @@ def eval_command(
     quiet_libraries()
     policy = policy_from(model, adapter, run_dir, iteration, step)
     generation = {"temperature": 0.0, "max_new_tokens": max_new_tokens, "batch_size": batch_size}
-    result = evaluate(policy, specs, Sampling(generation, n, ks, temperature), verifier, system, seed, not quiet)
+    result = evaluate_policy(policy, specs, Sampling(generation, n, ks, temperature), verifier, system, seed, not quiet)
     result.update(model=policy.base, checkpoint=policy.checkpoint, split=split, n=n, temperature=temperature, seed=seed)
     print_results(result)
     if json_out:
@@ -166,7 +167,7 @@ def print_results(result: dict) -> None:
     """One row per metric, one column per task."""
     from rich.table import Table
 
-    from selfimprove.loop.heldout import metric_columns
+    from selfimprove.eval.evaluate import metric_columns
     from selfimprove.progress import console
 
     tasks = result["tasks"]

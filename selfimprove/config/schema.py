@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.util
 import inspect
 import string
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from selfimprove import registry
 from selfimprove.config.loader import KeyPath, Located, format_path, load_yaml
@@ -184,9 +185,19 @@ class Eval:
 class Logging:
     """Optional metric backends, off by default; each needs its package installed."""
 
+    PACKAGES: ClassVar[dict[str, str]] = {"tensorboard": "tensorboard", "wandb": "wandb"}
+
     tensorboard: bool = False
     wandb: bool = False
     wandb_project: str = "selfimprove"
+
+    def missing_packages(self) -> dict[str, str]:
+        """Backends enabled here whose package is not installed -> what to do about it."""
+        return {
+            backend: f"needs the package '{package}': pip install {package}"
+            for backend, package in self.PACKAGES.items()
+            if getattr(self, backend) and importlib.util.find_spec(package) is None
+        }
 
 
 @dataclass
@@ -602,9 +613,7 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     _check_mode(recipe, b)
     _check_vllm_engines(recipe, b)
     _check_sharding(recipe, b)
-    from selfimprove.tracking import missing_packages
-
-    for backend, message in missing_packages(recipe.logging).items():
+    for backend, message in recipe.logging.missing_packages().items():
         b.problem(("logging", backend), message)
     if b.problems:
         raise ConfigError(b.problems)

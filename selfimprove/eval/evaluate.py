@@ -1,26 +1,64 @@
-"""The evaluation routine shared by ``selfimprove eval`` and the loop's held-out evaluation.
+"""Held-out evaluation: the one routine behind the loop's evaluation, ``selfimprove eval`` and ``analyze passk``.
 
 Per task: one greedy completion per problem (``accuracy``) and, when ``n > 1``, ``n`` more completions at the
 sampling temperature, from which pass@k and maj@k are computed for every ``k <= n``. Both passes go through the
-loop's stages, so they are resumable by batch and land in the run directory as JSONL:
-``<prefix>/<task>.jsonl`` (greedy) and ``<prefix>/<task>.samples.jsonl`` (the n samples), each record verified.
+engine's stages, which the caller hands over (``Stages``; ``selfimprove.loop.heldout`` runs evaluation in a run and
+outside one): they are resumable by batch and land in the run directory as JSONL, ``<prefix>/<task>.jsonl``
+(greedy) and ``<prefix>/<task>.samples.jsonl`` (the n samples), each record verified.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from selfimprove.config.schema import Component
 from selfimprove.eval.metrics import maj_at_k, pass_at_k
-from selfimprove.loop import stages
-from selfimprove.loop.distributed import SINGLE, Processes
-from selfimprove.loop.rundir import RunDir
-from selfimprove.models import Policy
-from selfimprove.models.live import LivePolicy
+from selfimprove.generators import Generator
 from selfimprove.records import Messages, Problem, Rollout
 from selfimprove.verifiers import Verifier
+
+Job = tuple[Problem, Messages, Messages | None]  # a problem, its prompt, the prompt an update trains on (None: same)
+
+
+class Stages(Protocol):
+    """What evaluation needs of the engine: generation and verification that write one run directory's files and
+    resume from them (``selfimprove.loop.stages`` on one run, policy and set of processes)."""
+
+    def generate(self, name: str, generator: Generator, jobs: list[Job], role: str, n: int, seed: int) -> list[Rollout]:
+        """``n`` completions of every job, in the file ``name`` (resumed from it when a run was killed)."""
+        ...
+
+    def verify(self, name: str, verifier: Verifier, rollouts: list[Rollout]) -> list[Rollout]:
+        """The rollouts with their verdicts, in the file ``name``."""
+        ...
+
+    def seed(self, seed: int, *parts: Any) -> int:
+        """A stage's own seed, derived from ``seed`` and the stage's name."""
+        ...
+
+
+@dataclass
+class EvalTask:
+    """One task as it is evaluated: its problems, each asked as ``prompts[i]``, scored by ``verifier``."""
+
+    tag: str
+    problems: list[Problem]
+    prompts: list[Messages]
+    verifier: Verifier
+
+
+@dataclass
+class TaskResult:
+    metrics: dict[str, float]
+    greedy: list[Rollout]
+    samples: list[Rollout]
+
+    @property
+    def problems(self) -> list[dict[str, Any]]:
+        return problem_records(self.greedy, self.samples)
 
 
 @dataclass
@@ -109,34 +147,41 @@ def task_metrics(
     return metrics
 
 
-def evaluate_task(
-    run: RunDir,
+def metric_columns(metrics: dict[str, Any]) -> list[str]:
+    """The headline metrics of one task's results, in reading order: accuracy, pass@k by k, maj@k by k."""
+    keys = [key for key in metrics if key.startswith(("pass@", "maj@"))]
+    return ["accuracy", *sorted(keys, key=lambda key: (key.startswith("maj"), int(key.split("@")[1])))]
+
+
+def evaluate(
+    stages: Stages,
     prefix: str,
-    task: str,
-    problems: list[Problem],
-    prompts: list[Messages],
+    tasks: list[EvalTask],
     generator: Component,
     sampling: Sampling,
-    verifier: Verifier,
-    policy: Policy | LivePolicy,
     seed: int,
-    show_progress: bool = True,
-    procs: Processes = SINGLE,
-) -> tuple[dict[str, float], list[Rollout], list[Rollout]]:
-    """Evaluate ``policy`` on one task; returns the metrics, the greedy rollouts and the samples. Under several
-    processes each generates and verifies its share."""
-    jobs = [(p, prompt, None) for p, prompt in zip(problems, prompts, strict=True)]
-    greedy = stages.generate(
-        run, f"{prefix}/{task}.rollouts.jsonl", generator.build(**sampling.generation), policy, jobs, "eval", 1,
-        seed, show_progress, procs=procs,
-    )  # fmt: skip
-    greedy = stages.verify(run, f"{prefix}/{task}.jsonl", verifier, greedy, procs)
-    samples: list[Rollout] = []
-    if sampling.n > 1:
-        sampler = generator.build(**{**sampling.generation, "temperature": sampling.temperature})
-        samples = stages.generate(
-            run, f"{prefix}/{task}.samples.rollouts.jsonl", sampler, policy, jobs, "sample", sampling.n,
-            stages.stage_seed(seed, "samples"), show_progress, procs=procs,
-        )  # fmt: skip
-        samples = stages.verify(run, f"{prefix}/{task}.samples.jsonl", verifier, samples, procs)
-    return task_metrics(greedy, samples, sampling.ks, sampling.majority), greedy, samples
+    log: Callable[[str, float, dict[str, float]], None] | None = None,
+) -> dict[str, TaskResult]:
+    """Evaluate the stages' policy on every task, its files under ``prefix``. ``log(stage, seconds, metrics)``
+    records each task."""
+    results = {}
+    for task in tasks:
+        start = time.perf_counter()
+        task_seed = stages.seed(seed, "eval", task.tag)
+        jobs = [(p, prompt, None) for p, prompt in zip(task.problems, task.prompts, strict=True)]
+        greedy = stages.generate(
+            f"{prefix}/{task.tag}.rollouts.jsonl", generator.build(**sampling.generation), jobs, "eval", 1, task_seed
+        )
+        greedy = stages.verify(f"{prefix}/{task.tag}.jsonl", task.verifier, greedy)
+        samples: list[Rollout] = []
+        if sampling.n > 1:
+            sampler = generator.build(**{**sampling.generation, "temperature": sampling.temperature})
+            samples = stages.generate(
+                f"{prefix}/{task.tag}.samples.rollouts.jsonl", sampler, jobs, "sample", sampling.n,
+                stages.seed(task_seed, "samples"),
+            )  # fmt: skip
+            samples = stages.verify(f"{prefix}/{task.tag}.samples.jsonl", task.verifier, samples)
+        results[task.tag] = TaskResult(task_metrics(greedy, samples, sampling.ks, sampling.majority), greedy, samples)
+        if log:
+            log(f"eval:{task.tag}", time.perf_counter() - start, results[task.tag].metrics)
+    return results

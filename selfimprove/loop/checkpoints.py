@@ -15,16 +15,16 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-ROOT = "checkpoints"
+from selfimprove.rundir import RunDir
 
 
 def path(run_root: Path, step: int) -> Path:
-    return run_root / ROOT / f"step-{step:06d}"
+    return run_root / RunDir.checkpoint_dir(step)
 
 
 def latest(run_root: Path) -> Path | None:
     """The newest complete checkpoint; leftovers of a write that was killed are removed."""
-    folder = run_root / ROOT
+    folder = run_root / RunDir.CHECKPOINTS
     if not folder.is_dir():
         return None
     complete = []
@@ -37,7 +37,8 @@ def latest(run_root: Path) -> Path | None:
 
 
 def begin(run_root: Path, step: int) -> Path:
-    tmp = path(run_root, step).with_name(f"step-{step:06d}.tmp")
+    final = path(run_root, step)
+    tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     return tmp

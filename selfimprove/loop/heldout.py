@@ -1,21 +1,49 @@
-"""Held-out evaluation inside a run (at iterations or steps), and its console table."""
+"""Held-out evaluation through the engine's stages (``selfimprove.eval.evaluate`` is the routine): inside a run,
+at iterations or steps, and of a policy outside one (``selfimprove eval``, ``analyze passk``) in a scratch run
+directory; and the run's console table."""
 
 from __future__ import annotations
 
+import tempfile
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.table import Table
 
-from selfimprove.config.schema import Recipe
-from selfimprove.eval.evaluate import Sampling, evaluate_task
+from selfimprove.config.schema import Component, Recipe
+from selfimprove.eval import evaluate as evaluation
+from selfimprove.eval.evaluate import EvalTask, Job, Sampling, metric_columns
+from selfimprove.eval.standalone import TaskSpec, named_tasks
+from selfimprove.generators import Generator
 from selfimprove.loop import stages
 from selfimprove.loop.distributed import SINGLE, Processes
-from selfimprove.loop.rundir import RunDir
+from selfimprove.models import Policy
 from selfimprove.models.live import LivePolicy
 from selfimprove.progress import console
 from selfimprove.prompts import render
-from selfimprove.records import Problem
+from selfimprove.records import Problem, Rollout
+from selfimprove.rundir import RunDir
 from selfimprove.verifiers import Verifier
+
+
+@dataclass
+class RunStages:
+    """``selfimprove.eval.evaluate.Stages``: the loop's stages on one run directory, policy and set of processes."""
+
+    run: RunDir
+    policy: Policy | LivePolicy
+    show_progress: bool = True
+    procs: Processes = field(default_factory=lambda: SINGLE)
+
+    def generate(self, name: str, generator: Generator, jobs: list[Job], role: str, n: int, seed: int) -> list[Rollout]:
+        return stages.generate(self.run, name, generator, self.policy, jobs, role, n, seed, self.show_progress,
+                               procs=self.procs)  # fmt: skip
+
+    def verify(self, name: str, verifier: Verifier, rollouts: list[Rollout]) -> list[Rollout]:
+        return stages.verify(self.run, name, verifier, rollouts, self.procs)
+
+    def seed(self, seed: int, *parts: Any) -> int:
+        return stages.stage_seed(seed, *parts)
 
 
 def evaluate(
@@ -48,27 +76,39 @@ def evaluate(
         raise RuntimeError("validated recipes have an eval verifier when they have eval tasks")
     if hasattr(verifier, "use_policy"):
         verifier.use_policy(policy)
-    results: dict[str, dict[str, float]] = {}
+    tasks = []
     for task in spec.tasks:
         asked_as = task.prompt_from or spec.prompt_from
         role = recipe.role(asked_as) if asked_as else recipe.roles[0]
         task_problems = problems[f"eval:{task.tag}"]
         prompts = [render(role.prompt, p, few_shot=spec.few_shot) for p in task_problems]
-        with stages.Timer() as t:
-            results[task.tag], _, _ = evaluate_task(
-                run, f"{directory}/eval", task.tag, task_problems, prompts, recipe.generator, sampling, verifier,
-                policy, stages.stage_seed(seed, "eval", task.tag), show_progress, procs,
-            )  # fmt: skip
-        log(f"eval:{task.tag}", t.seconds, results[task.tag])
+        tasks.append(EvalTask(task.tag, task_problems, prompts, verifier))
+    evaluated = evaluation.evaluate(
+        RunStages(run, policy, show_progress, procs), f"{directory}/eval", tasks, recipe.generator, sampling, seed, log
+    )
+    results = {tag: result.metrics for tag, result in evaluated.items()}
     if procs.is_main:
         run.write_json(f"{directory}/eval.json", results)
     return results
 
 
-def metric_columns(metrics: dict[str, Any]) -> list[str]:
-    """The headline metrics of one task's results, in reading order: accuracy, pass@k by k, maj@k by k."""
-    keys = [key for key in metrics if key.startswith(("pass@", "maj@"))]
-    return ["accuracy", *sorted(keys, key=lambda key: (key.startswith("maj"), int(key.split("@")[1])))]
+def evaluate_policy(
+    policy: Policy,
+    tasks: list[TaskSpec],
+    sampling: Sampling,
+    verifier: str | None = None,
+    system: str | None = None,
+    seed: int = 0,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """``{"tasks": {name: {metrics..., "problems": [...]}}}``, every completion included (``named_tasks`` says
+    how each task is asked and scored). The stages' files go to a scratch directory, removed after."""
+    named = named_tasks(tasks, verifier, system)
+    with tempfile.TemporaryDirectory(prefix="selfimprove-eval-") as work:
+        evaluated = evaluation.evaluate(
+            RunStages(RunDir(work), policy, show_progress), "eval", named, Component("generator", "hf"), sampling, seed
+        )
+    return {"tasks": {tag: {**result.metrics, "problems": result.problems} for tag, result in evaluated.items()}}
 
 
 def print_eval_table(evals: list[dict[str, Any]], label: str = "iter", points: list[int] | None = None) -> None:

@@ -42,7 +42,6 @@ from selfimprove.errors import UserError
 from selfimprove.loop import checkpoints, heldout, manifest, stages
 from selfimprove.loop.distributed import Processes
 from selfimprove.loop.heldout import print_eval_table
-from selfimprove.loop.rundir import RunDir
 from selfimprove.loop.sampler import EpochSampler
 from selfimprove.models.embedded import resolve
 from selfimprove.progress import console
@@ -50,6 +49,7 @@ from selfimprove.prompts import render
 from selfimprove.records import Example, Problem, Rollout
 from selfimprove.rewards import StepRollouts
 from selfimprove.rewards.stage import Term, assign_rewards, check_failures
+from selfimprove.rundir import RunDir
 from selfimprove.sources import Buffer, StepContext
 from selfimprove.tasks.jsonl import json_objects
 from selfimprove.tracking import Trackers
@@ -105,7 +105,7 @@ class OnlineRunner:
         start = self.restore()
         if start == 0:
             self.seed_buffers()
-        evals = self.procs.on_main(lambda: {s: self.run.read_json(f"{step_dir(s)}/eval.json")
+        evals = self.procs.on_main(lambda: {s: self.run.read_json(f"{RunDir.step_dir(s)}/eval.json")
                                             for s in self.eval_steps(start)})  # fmt: skip
         if 0 not in evals:
             evals[0] = self.evaluate(0)
@@ -125,7 +125,7 @@ class OnlineRunner:
     def eval_steps(self, upto: int) -> list[int]:
         every = self.loop.eval_every
         return [s for s in range(upto + 1) if (s == 0 or (every and s % every == 0)) and self.run.exists(
-            step_dir(s), "eval.json")]  # fmt: skip
+            RunDir.step_dir(s), "eval.json")]  # fmt: skip
 
     def seed_buffers(self) -> None:
         """The seeding stage: rounds of the ``stage: seed`` roles until every buffer with a ``target`` holds that
@@ -159,7 +159,8 @@ class OnlineRunner:
     def step(self, step: int) -> None:
         start, cpu = time.perf_counter(), time.process_time()
         self.procs.generated = 0  # this step's requests only (not an evaluation's)
-        rollouts, times = self.play(step, [r for r in self.recipe.roles if r.stage == "train"], step_dir(step), step)
+        train = [r for r in self.recipe.roles if r.stage == "train"]
+        rollouts, times = self.play(step, train, RunDir.step_dir(step), step)
         examples = self.examples(rollouts)
         with stages.Timer() as t:
             update = self.trainer.step(examples, stages.stage_seed(self.seed, "update", step))
@@ -260,9 +261,10 @@ class OnlineRunner:
 
     # -- evaluation, checkpoints, records --------------------------------------------------------------------------
     def evaluate(self, step: int) -> dict[str, dict[str, float]]:
-        cached = self.procs.on_main(lambda: self.run.exists(step_dir(step), "eval.json"))  # replayed after a resume
+        d = RunDir.step_dir(step)
+        cached = self.procs.on_main(lambda: self.run.exists(d, "eval.json"))  # replayed after a resume
         results = heldout.evaluate(
-            self.recipe, self.run, step_dir(step), self.problems, self.eval_verifier, self.trainer.policy, self.seed,
+            self.recipe, self.run, d, self.problems, self.eval_verifier, self.trainer.policy, self.seed,
             self.show_progress, lambda stage, seconds, values: self.metric(step, stage, seconds, values), self.procs,
         )  # fmt: skip
         if cached:  # its metrics were dropped with the steps after the checkpoint: log them again
@@ -326,10 +328,6 @@ class OnlineRunner:
         if self.is_main:
             self.run.write_json("summary.json", summary)
         return summary
-
-
-def step_dir(step: int) -> str:
-    return f"step-{step:06d}"
 
 
 def reward_terms(role: Role) -> list[Term]:

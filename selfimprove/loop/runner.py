@@ -14,13 +14,13 @@ from selfimprove.eval.evaluate import mean
 from selfimprove.loop import heldout, manifest, stages
 from selfimprove.loop.distributed import Processes
 from selfimprove.loop.heldout import print_eval_table
-from selfimprove.loop.rundir import RunDir
 from selfimprove.models import Policy
 from selfimprove.models.embedded import resolve
 from selfimprove.models.live import LoadedPolicy
 from selfimprove.progress import console
 from selfimprove.prompts import render
 from selfimprove.records import Example, Problem, Rollout
+from selfimprove.rundir import RunDir
 from selfimprove.tracking import Trackers
 from selfimprove.updaters import UpdateContext
 
@@ -101,7 +101,7 @@ class Runner:
         return jobs
 
     def iteration(self, it: int, policy: Policy) -> Policy:
-        d = f"iter-{it:03d}"
+        d = RunDir.iteration_dir(it)
         problems = self.problems["train"]
         earlier: dict[str, list[Rollout]] = {}
         for role in self.recipe.roles:
@@ -138,7 +138,7 @@ class Runner:
         def read() -> list[dict[str, Any]]:
             records = []
             for past in range(it - 1, max(it - self.recipe.loop.replay, 1) - 1, -1):
-                d = f"iter-{past:03d}"
+                d = RunDir.iteration_dir(past)
                 if self.run.exists(d, "selected.jsonl"):
                     records += [{**r, "id": f"{d}/{r['id']}"} for r in self.run.read_jsonl(f"{d}/selected.jsonl")]
             return records
@@ -146,7 +146,7 @@ class Runner:
         return [Example(**r) for r in self.procs.on_main(read)]
 
     def update(self, it: int, policy: Policy, examples: list) -> Policy:
-        d = f"iter-{it:03d}"
+        d = RunDir.iteration_dir(it)
         final = self.run.root / d / "checkpoint"
         init = policy.checkpoint if self.recipe.loop.init == "previous" else None
         info = self.procs.on_main(lambda: self.run.read_json(f"{d}/update.json") if self.run.exists(d, "update.json")
@@ -177,8 +177,9 @@ class Runner:
     # -- evaluation ------------------------------------------------------------------------------------
     def evaluate(self, it: int, policy: Policy) -> dict[str, dict[str, float]]:
         """Held-out metrics of ``policy``: greedy accuracy and, with ``eval.n > 1``, pass@k and maj@k."""
+        d = RunDir.iteration_dir(it)
         return heldout.evaluate(
-            self.recipe, self.run, f"iter-{it:03d}", self.problems, self.verifier, self.loaded(policy), self.seed,
+            self.recipe, self.run, d, self.problems, self.verifier, self.loaded(policy), self.seed,
             self.show_progress, lambda stage, seconds, values: self._metric(it, stage, seconds, values), self.procs,
         )  # fmt: skip
 

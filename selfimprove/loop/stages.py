@@ -12,11 +12,11 @@ from typing import Any
 
 from selfimprove.generators import Generator, Request
 from selfimprove.loop.distributed import SINGLE, Processes, accepts_shard
-from selfimprove.loop.rundir import RunDir
 from selfimprove.models import Policy
 from selfimprove.models.live import LivePolicy
 from selfimprove.progress import track
 from selfimprove.records import Example, Messages, Problem, Rollout, Verdict
+from selfimprove.rundir import RunDir
 from selfimprove.verifiers import Verifier, verify_safely
 
 

@@ -1,5 +1,6 @@
-"""Policy-gradient math as small pure functions on tensors: advantages, KL estimators, losses.
+"""What the online updaters optimise: policy-gradient math as small pure functions on tensors (advantages, KL
+estimators, losses), pinned by hand-computed values in the tests, and the objective the trainer runs
+(``policy_gradient``: the options and the micro-batch loss shared by GRPO, REINFORCE++ and PPO).
 
-Nothing here knows about models or the loop, so each function is pinned by hand-computed values in the tests
-and shared by the GRPO, REINFORCE++ and PPO updaters.
+The trainer (``selfimprove.training``) and the updaters both build on this package; it imports neither.
 """

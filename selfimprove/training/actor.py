@@ -101,11 +101,6 @@ def _chunk_logps(
     return logits.gather(-1, targets[:, None]).squeeze(-1) - logits.logsumexp(-1)
 
 
-def model_inputs(inputs: dict[str, torch.Tensor], device: Any) -> dict[str, torch.Tensor]:
-    keys = ("input_ids", "attention_mask", "position_ids", "completion_ids", "mask", "prefix_ids")
-    return {k: inputs[k].to(device) for k in keys if k in inputs}
-
-
 def disable_dropout(model: Any) -> None:
     """Log-probs must be deterministic: the ratio compares two forward passes of the same weights."""
     for module in model.modules():

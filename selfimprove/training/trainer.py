@@ -39,11 +39,11 @@ import torch
 
 from selfimprove.config.schema import Adapter
 from selfimprove.objectives.losses import importance_weights, role_sequence_weights
+from selfimprove.objectives.policy_gradient import PolicyGradient, RolloutBatch
 from selfimprove.records import Example
+from selfimprove.tokens import collate, encode, micro_batches, model_inputs, pad_rows
 from selfimprove.training import sharding as fsdp
-from selfimprove.training.actor import Actor, disable_dropout, model_inputs
-from selfimprove.training.tokens import collate, encode, micro_batches, pad_rows
-from selfimprove.updaters.policy_gradient import PolicyGradient, RolloutBatch
+from selfimprove.training.actor import Actor, disable_dropout
 
 STATE = "trainer.pt"
 POLICY = "policy"

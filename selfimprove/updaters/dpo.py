@@ -27,7 +27,7 @@ from typing import Any, Literal
 from selfimprove.errors import UserError
 from selfimprove.progress import track
 from selfimprove.records import Example
-from selfimprove.training.tokens import encode_completion, encode_prompt
+from selfimprove.tokens import encode_completion, encode_prompt
 from selfimprove.updaters import UpdateContext
 from selfimprove.updaters.sft import (
     _progress_callback,

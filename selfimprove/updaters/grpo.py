@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from selfimprove.objectives.advantages import group_advantages, group_ids
-from selfimprove.updaters.policy_gradient import PolicyGradient, RolloutBatch
+from selfimprove.objectives.policy_gradient import PolicyGradient, RolloutBatch
 
 
 @dataclass(kw_only=True)

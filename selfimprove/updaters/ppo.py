@@ -11,7 +11,7 @@ from selfimprove.errors import UserError
 from selfimprove.objectives.advantages import gae, terminal_rewards, whiten
 from selfimprove.objectives.kl import Estimator, kl_estimate
 from selfimprove.objectives.losses import Aggregation, clipped_value_loss
-from selfimprove.updaters.policy_gradient import PolicyGradient, RolloutBatch
+from selfimprove.objectives.policy_gradient import PolicyGradient, RolloutBatch
 
 
 @dataclass(kw_only=True)

@@ -9,7 +9,7 @@ from selfimprove.errors import UserError
 from selfimprove.objectives.advantages import group_ids, reinforce_pp_advantages, terminal_rewards
 from selfimprove.objectives.kl import kl_estimate
 from selfimprove.objectives.losses import Aggregation
-from selfimprove.updaters.policy_gradient import PolicyGradient, RolloutBatch
+from selfimprove.objectives.policy_gradient import PolicyGradient, RolloutBatch
 
 
 @dataclass(kw_only=True)

@@ -13,7 +13,7 @@ from typing import Any
 from selfimprove.errors import UserError
 from selfimprove.progress import track
 from selfimprove.records import Example
-from selfimprove.training.tokens import encode
+from selfimprove.tokens import encode
 from selfimprove.updaters import UpdateContext
 
 

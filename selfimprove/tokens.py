@@ -80,6 +80,12 @@ def collate(
     return out
 
 
+def model_inputs(inputs: dict[str, torch.Tensor], device: Any) -> dict[str, torch.Tensor]:
+    """What the actor takes of ``collate``'s output, on ``device``."""
+    keys = ("input_ids", "attention_mask", "position_ids", "completion_ids", "mask", "prefix_ids")
+    return {k: inputs[k].to(device) for k in keys if k in inputs}
+
+
 def pad_rows(rows: list[torch.Tensor], width: int) -> torch.Tensor:
     return torch.stack([torch.nn.functional.pad(r, (0, width - r.numel())) for r in rows])
 

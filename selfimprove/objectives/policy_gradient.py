@@ -1,9 +1,9 @@
 """What the policy-gradient updaters (GRPO, REINFORCE++, PPO) share: their options and their loss.
 
-An updater here is an *objective*: it says which scores a step needs (old log-probs, reference log-probs, the
+An online updater is an *objective*: it says which scores a step needs (old log-probs, reference log-probs, the
 critic's values), turns rewards into per-token advantages, and gives the loss of a micro-batch. The online
 trainer (``selfimprove.training.trainer``) owns the model, the optimizer and the loop over minibatches, and keeps
-them alive for the whole run.
+them alive for the whole run; the updaters (``selfimprove.updaters.grpo`` etc.) subclass ``PolicyGradient``.
 
 Every minibatch's loss weights are computed for the whole minibatch before it is split (see
 ``objectives.losses``), so the gradient does not depend on how it is split into micro-batches or over processes.
@@ -19,8 +19,7 @@ import torch
 from selfimprove.errors import UserError
 from selfimprove.objectives.kl import Estimator, kl_estimate
 from selfimprove.objectives.losses import Aggregation, clipped_policy_loss
-from selfimprove.training.actor import model_inputs
-from selfimprove.training.tokens import MIN_SHARED_PREFIX, collate
+from selfimprove.tokens import MIN_SHARED_PREFIX, collate, model_inputs
 
 RoleLoss = Literal["joint", "per_role"]
 SCHEDULES = ("constant", "constant_with_warmup", "linear", "cosine")
