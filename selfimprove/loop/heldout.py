@@ -6,6 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
+from selfimprove.capabilities import PolicyJudge
 from selfimprove.config.schema import Recipe
 from selfimprove.eval.evaluate import Sampling, evaluate_task
 from selfimprove.loop import stages
@@ -46,7 +47,7 @@ def evaluate(
     verifier = spec.verifier.build() if spec.verifier else verifier
     if verifier is None:
         raise RuntimeError("validated recipes have an eval verifier when they have eval tasks")
-    if hasattr(verifier, "use_policy"):
+    if isinstance(verifier, PolicyJudge):
         verifier.use_policy(policy)
     results: dict[str, dict[str, float]] = {}
     for task in spec.tasks:

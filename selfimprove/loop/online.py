@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from selfimprove.capabilities import PolicyJudge, roles_read
 from selfimprove.config.schema import BufferSpec, Component, Logging, Recipe, Role
 from selfimprove.errors import UserError
 from selfimprove.loop import checkpoints, heldout, manifest, stages
@@ -138,7 +139,7 @@ class OnlineRunner:
                       if len(self.buffers[name]) < target and name in self.seed_feeds}  # fmt: skip
             if not hungry:
                 break
-            wanted = {role for name in hungry for role in self.seed_feeds[name].reads_roles}
+            wanted = {role for name in hungry for role in roles_read(self.seed_feeds[name])}
             start = time.perf_counter()
             by_role, _ = self.play(0, [r for r in roles if r.name in wanted], f"seed-{k:06d}", f"seed-{k}")
             if self.is_main:
@@ -201,7 +202,7 @@ class OnlineRunner:
             times["generate"] += t.seconds
             with stages.Timer() as t:
                 for _, verifier in self.verifiers[role.name]:
-                    if hasattr(verifier, "use_policy"):  # a judge that scores with the live policy
+                    if isinstance(verifier, PolicyJudge):  # a judge that scores with the live policy
                         verifier.use_policy(policy)
                 rollouts = stages.verify_all(
                     self.run, f"{d}/verified-{role.name}.jsonl", self.verifiers[role.name], rollouts, self.procs
@@ -242,7 +243,7 @@ class OnlineRunner:
         seed feed's problems, those it already holds skipped (AZR's seed set holds each triplet once)."""
         seeding = isinstance(key, str)
         for name, source in (self.seed_feeds if seeding else self.feeds).items():
-            if not all(role in by_role for role in source.reads_roles):
+            if not all(role in by_role for role in roles_read(source)):
                 continue
             ctx = StepContext(step, self.rng(key, "buffer", name), [], by_role, self.buffers)
             self.buffers[name].add(source.problems(ctx), step, origin=key if seeding else None, unique=seeding)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from selfimprove.capabilities import PolicyJudge
 from selfimprove.config.schema import Component, Logging, Recipe, Role
 from selfimprove.errors import UserError
 from selfimprove.eval.evaluate import mean
@@ -113,7 +114,7 @@ class Runner:
                     self.loaded(policy), jobs, role.name, role.n, stages.stage_seed(self.seed, it, role.name),
                     self.show_progress, procs=self.procs,
                 )  # fmt: skip
-                if hasattr(self.verifier, "use_policy"):  # a judge that scores with the current policy
+                if isinstance(self.verifier, PolicyJudge):  # a judge that scores with the current policy
                     self.verifier.use_policy(self.loaded(policy))
                 rollouts = stages.verify(
                     self.run, f"{d}/verified-{role.name}.jsonl", self.verifier, rollouts, self.procs

@@ -7,6 +7,7 @@ import string
 from typing import Any
 
 from selfimprove import registry
+from selfimprove.capabilities import LiveGenerator
 from selfimprove.errors import UserError
 from selfimprove.generators import Request
 from selfimprove.models import Policy
@@ -87,7 +88,7 @@ class JudgeVerifier:
         else:
             if self._own is None:  # loaded once, kept for later calls (an endpoint's model is only named)
                 own = Policy(resolve(self.model), self.checkpoint)
-                self._own = LoadedPolicy(own) if getattr(self.generator, "live", False) else own
+                self._own = LoadedPolicy(own) if isinstance(self.generator, LiveGenerator) else own
             policy = self._own
         turns = [{"role": "assistant", "content": self.prefill}] if self.prefill else []
         requests = [
