@@ -135,12 +135,12 @@ def test_verifiers_that_ask_get_the_current_policy(write_recipe, tiny_model: str
 
 def test_a_role_with_nothing_to_answer_calls_no_generator(tmp_path: Path) -> None:
     from selfimprove.loop.rundir import RunDir
-    from selfimprove.loop.stages import generate
+    from selfimprove.loop.stages import Stages
 
     class Refuses:
         def generate(self, *args, **kwargs):
             raise AssertionError("called with no requests")
 
     run = RunDir(tmp_path)
-    assert generate(run, "step-000001/rollouts-learn.jsonl", Refuses(), None, [], "learn", n=4, seed=0) == []
+    assert Stages(run, seed=0).generate("step-000001/rollouts-learn.jsonl", Refuses(), None, [], "learn", 4, 0) == []
     assert run.exists("step-000001/rollouts-learn.jsonl")  # the stage is done: a resumed run does not redo it
