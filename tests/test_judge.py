@@ -36,11 +36,9 @@ class Scripted:
 
 @pytest.fixture
 def scripted():
-    registries["generator"].register("scripted", Scripted)
+    registries["generator"].register("scripted", Scripted)  # forgotten after the test (conftest.registrations)
     Scripted.seen = []
-    yield Scripted
-    registries["generator"]._extra.pop("scripted")
-    registries["generator"]._loaded.pop("scripted")
+    return Scripted
 
 
 def rollout(completion: str, question: str = "What is 2+2?", answer: str | None = "4") -> Rollout:
@@ -228,17 +226,13 @@ def test_judge_meets_the_plugin_contract():
     from selfimprove.testing import check_verifier
 
     registries["generator"].register("by-length", ByLength)
-    try:
-        records = [
-            {"prompt": "Say hi", "completion": "hi there", "expect": True},  # 8 % 8 = 0 >= threshold 0
-            {"prompt": [{"role": "user", "content": "Q"}], "completion": "?", "expect": False},  # unparseable
-        ]
-        args = {"model": "m", "generator": "by-length", "threshold": 0.0}
-        verdicts = check_verifier(JudgeVerifier, records, args, score_range=(0.0, 7.0), garbage_fails=False)
-        assert verdicts[1].info["error"] == "unparseable judge output"
-    finally:
-        registries["generator"]._extra.pop("by-length")
-        registries["generator"]._loaded.pop("by-length")
+    records = [
+        {"prompt": "Say hi", "completion": "hi there", "expect": True},  # 8 % 8 = 0 >= threshold 0
+        {"prompt": [{"role": "user", "content": "Q"}], "completion": "?", "expect": False},  # unparseable
+    ]
+    args = {"model": "m", "generator": "by-length", "threshold": 0.0}
+    verdicts = check_verifier(JudgeVerifier, records, args, score_range=(0.0, 7.0), garbage_fails=False)
+    assert verdicts[1].info["error"] == "unparseable judge output"
 
 
 def test_policy_judges_its_own_rollouts(scripted):

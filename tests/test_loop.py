@@ -28,7 +28,11 @@ class ByRole:
         ]  # fmt: skip
 
 
-registries["verifier"].register("by-role", ByRole)
+@pytest.fixture(autouse=True)
+def components(registrations) -> None:
+    registries["verifier"].register("by-role", ByRole)
+
+
 PASS_SOME = ["verifier.name=by-role"]
 
 
