@@ -15,6 +15,7 @@ from selfimprove.api import (
 )
 from selfimprove.capabilities import buffers_read, roles_read
 from selfimprove.config.schema import load_recipe
+from selfimprove.verifiers.judge import judge
 
 
 def test_built_in_components_declare_what_they_can_do() -> None:
@@ -26,7 +27,7 @@ def test_built_in_components_declare_what_they_can_do() -> None:
         assert isinstance(registry.get("updater", name), OnlineUpdater)
     for name in ("sft", "dpo"):
         assert not isinstance(registry.get("updater", name), OnlineUpdater)
-    assert isinstance(registry.get("verifier", "judge")(model="policy"), PolicyJudge)
+    assert isinstance(judge(model="policy"), PolicyJudge)
     assert not isinstance(registry.get("verifier", "numeric")(), PolicyJudge)
 
 
