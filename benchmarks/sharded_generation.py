@@ -1,7 +1,7 @@
 """Generation shared out over processes: the same requests with 1 and with 2 processes (torchrun, gloo), and with
 1 process of twice the threads.
 
-The loop's generation stage (``selfimprove.loop.stages.generate``) samples ``--prompts`` arithmetic prompts x
+The loop's generation stage (``selfimprove.loop.stages.Stages.generate``) samples ``--prompts`` arithmetic prompts x
 ``--samples`` from the embedded SmolLM2-135M-Instruct in batches of ``--batch-size``; under two processes each takes
 every other batch (the same batches and seeds as one process) and the shares are gathered after each round. Each
 process gets ``--threads`` threads, so two processes use twice the cores of one, as two GPUs would: the first ratio
@@ -33,8 +33,8 @@ def work(args: argparse.Namespace) -> None:
     import torch
 
     from selfimprove.config.schema import Component, Prompt
-    from selfimprove.loop import stages
     from selfimprove.loop.distributed import Processes
+    from selfimprove.loop.stages import Stages
     from selfimprove.models import Policy
     from selfimprove.models.embedded import resolve
     from selfimprove.models.live import LoadedPolicy
@@ -53,13 +53,12 @@ def work(args: argparse.Namespace) -> None:
                                                    batch_size=args.batch_size)  # fmt: skip
     policy = LoadedPolicy(Policy(resolve("smollm2-135m-instruct")))
     with tempfile.TemporaryDirectory() as tmp:  # warm-up: the first batches pay one-off costs
-        stages.generate(RunDir(tmp), "warm.jsonl", generator, policy, jobs[: args.batch_size], "warm", 1, 1,
-                        show_progress=False, procs=procs)  # fmt: skip
-    run = RunDir(args.out)
+        warm = Stages(RunDir(tmp), 1, procs, show_progress=False)
+        warm.generate("warm.jsonl", generator, policy, jobs[: args.batch_size], "warm", 1, 1)
+    run = Stages(RunDir(args.out), 0, procs, show_progress=False)
     procs.share(None)  # start together
     start = time.perf_counter()
-    rollouts = stages.generate(run, "rollouts.jsonl", generator, policy, jobs, "solver", args.samples, 0,
-                               show_progress=False, procs=procs)  # fmt: skip
+    rollouts = run.generate("rollouts.jsonl", generator, policy, jobs, "solver", args.samples, 0)
     seconds = time.perf_counter() - start
     if procs.is_main:
         print(json.dumps({"seconds": seconds, "rollouts": len(rollouts), "per_process": procs.take_generated()}))

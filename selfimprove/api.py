@@ -1,10 +1,20 @@
-"""What a plugin imports from selfimprove: the records, the protocols, the error type and the answer helpers.
+"""What a plugin imports from selfimprove: the records, the protocols, the capabilities a component declares
+(``selfimprove.capabilities``), the error type and the answer helpers.
 
 Everything here is kept stable across minor versions; reach into other modules at your own risk.
 
     from selfimprove.api import Rollout, Verdict, UserError, final_answer
 """
 
+from selfimprove.capabilities import (
+    GatheringGenerator,
+    LiveGenerator,
+    LiveWeights,
+    OnlineUpdater,
+    PolicyJudge,
+    ReadsBuffers,
+    ReadsRoles,
+)
 from selfimprove.errors import UserError
 from selfimprove.generators import Generator, Output, Request
 from selfimprove.models import Policy
@@ -15,11 +25,18 @@ from selfimprove.verifiers.numeric import last_number
 
 __all__ = [
     "Example",
+    "GatheringGenerator",
     "Generator",
+    "LiveGenerator",
+    "LiveWeights",
     "Messages",
+    "OnlineUpdater",
     "Output",
     "Policy",
+    "PolicyJudge",
     "Problem",
+    "ReadsBuffers",
+    "ReadsRoles",
     "Request",
     "Rollout",
     "UserError",

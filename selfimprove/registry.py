@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import difflib
 import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Generic, TypeVar
@@ -57,6 +59,15 @@ class Registry(Generic[T]):
         else:
             self._extra[name] = Entry(name, f"{target.__module__}:{target.__qualname__}", "<registered in code>", "")
             self._loaded[name] = target
+
+    @contextmanager
+    def scope(self) -> Iterator[None]:
+        """Components registered in code inside the block are forgotten after it (a test's own)."""
+        extra, loaded = dict(self._extra), dict(self._loaded)
+        try:
+            yield
+        finally:
+            self._extra, self._loaded = extra, loaded
 
     def entries(self) -> dict[str, Entry]:
         if self._entries is None:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import string
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+
+from selfimprove.registry import registries
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECIALS = ["<pad>", "<|im_start|>", "<|im_end|>"]
@@ -53,6 +57,16 @@ def torchrun(processes: int) -> list[str]:
         port = s.getsockname()[1]
     return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes), "--master-port",
             str(port)]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def registrations() -> Iterator[None]:
+    """Components a test registers in code are forgotten after it: no test sees another's. A module whose tests
+    share components registers them in an autouse fixture that asks for this one."""
+    with ExitStack() as stack:
+        for registry in registries.values():
+            stack.enter_context(registry.scope())
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,9 @@ class LetterFirst:
         return [Verdict(float(r.completion[:1].isalpha()), r.completion[:1].isalpha()) for r in rollouts]
 
 
-registries["verifier"].register("letter-first", LetterFirst)
+@pytest.fixture(autouse=True)
+def components(registrations) -> None:
+    registries["verifier"].register("letter-first", LetterFirst)
 
 
 def _rollout(problem: str, ok: bool, tokens: int = 10) -> Rollout:

@@ -24,7 +24,9 @@ class StartsWithLetter:
                 else Verdict(0.0, False, {"parsed": r.completion[:1] or None}) for r in rollouts]  # fmt: skip
 
 
-registries["verifier"].register("starts-with-letter", StartsWithLetter)
+@pytest.fixture(autouse=True)
+def components(registrations) -> None:
+    registries["verifier"].register("starts-with-letter", StartsWithLetter)
 
 
 def _eval(*args: str) -> tuple[int, str]:

@@ -1,4 +1,5 @@
-"""The LLM judge: rubric prompts, score parsing, any generator (a stub, the tiny model, an HTTP endpoint)."""
+"""The LLM judge: rubric prompts, score parsing, the generator it is given (a stub) or that a recipe names (the tiny
+model, an HTTP endpoint)."""
 
 from __future__ import annotations
 
@@ -16,31 +17,26 @@ from selfimprove.models import Policy
 from selfimprove.progress import Tracker
 from selfimprove.records import Rollout
 from selfimprove.registry import registries
-from selfimprove.verifiers.judge import JudgeVerifier
+from selfimprove.verifiers.judge import JudgeVerifier, judge
 from selfimprove.verifiers.rubrics import RUBRICS, parse_score
 
 
 class Scripted:
-    """A generator that answers each request with the next of ``REPLIES`` and remembers what it was asked."""
-
-    REPLIES: list[str] = []
-    seen: list[tuple[Policy, Request]] = []
+    """A generator that answers each request with the next of ``replies`` and remembers what it was asked."""
 
     def __init__(self, temperature: float = 1.0, max_new_tokens: int = 16):
         self.temperature, self.max_new_tokens = temperature, max_new_tokens
+        self.replies: list[str] = []
+        self.seen: list[tuple[Policy, Request]] = []
 
     def generate(self, policy, requests, *, seed, done, tracker):
-        Scripted.seen.extend((policy, r) for r in requests)
-        yield [Output(r.id, text, 1) for r, text in zip(requests, Scripted.REPLIES, strict=False)]
+        self.seen.extend((policy, r) for r in requests)
+        yield [Output(r.id, text, 1) for r, text in zip(requests, self.replies, strict=False)]
 
 
 @pytest.fixture
 def scripted():
-    registries["generator"].register("scripted", Scripted)
-    Scripted.seen = []
-    yield Scripted
-    registries["generator"]._extra.pop("scripted")
-    registries["generator"]._loaded.pop("scripted")
+    return Scripted()
 
 
 def rollout(completion: str, question: str = "What is 2+2?", answer: str | None = "4") -> Rollout:
@@ -65,9 +61,9 @@ def test_parse_score(text, max_score, score):
 
 
 def test_verdicts_and_unparseable_output(scripted):
-    scripted.REPLIES = ["<Score>7</Score>", "<Score>4</Score>", "I refuse to grade this."]
-    judge = JudgeVerifier(model="/frozen/base", generator="scripted", threshold=5)
-    verdicts = judge.verify([rollout("4"), rollout("four-ish"), rollout("?")])
+    scripted.replies = ["<Score>7</Score>", "<Score>4</Score>", "I refuse to grade this."]
+    verifier = JudgeVerifier("/frozen/base", scripted, threshold=5)
+    verdicts = verifier.verify([rollout("4"), rollout("four-ish"), rollout("?")])
     assert [(v.score, v.passed) for v in verdicts[:2]] == [(7.0, True), (4.0, False)]
     assert math.isnan(verdicts[2].score) and not verdicts[2].passed  # not a score, so never a silent reward of 0
     assert verdicts[0].info["score"] == 7.0 and verdicts[0].info["max_score"] == 7.0
@@ -76,9 +72,9 @@ def test_verdicts_and_unparseable_output(scripted):
 
 
 def test_prompt_is_the_rubric_with_the_pair_filled_in(scripted):
-    scripted.REPLIES = ["<Score>1</Score>"]
-    judge = JudgeVerifier(model="/frozen/base", checkpoint="/ckpt", rubric="reference", generator="scripted")
-    (verdict,) = judge.verify([rollout("The answer is {4}.", question="What is 2+2?", answer="4")])
+    scripted.replies = ["<Score>1</Score>"]
+    verifier = JudgeVerifier("/frozen/base", scripted, checkpoint="/ckpt", rubric="reference")
+    (verdict,) = verifier.verify([rollout("The answer is {4}.", question="What is 2+2?", answer="4")])
     assert verdict.passed  # reference rubric: max 1, default threshold a perfect score
     policy, request = scripted.seen[0]
     assert policy == Policy("/frozen/base", "/ckpt")
@@ -97,11 +93,9 @@ def test_additive_rubric_lists_seven_criteria():
 
 
 def test_custom_template(scripted):
-    scripted.REPLIES = ["<Score>3</Score>"]
-    judge = JudgeVerifier(
-        model="m", generator="scripted", template="Rate {completion} from 0 to 4", max_score=4, threshold=3
-    )
-    assert judge.verify([rollout("x")])[0].passed
+    scripted.replies = ["<Score>3</Score>"]
+    verifier = JudgeVerifier("m", scripted, template="Rate {completion} from 0 to 4", max_score=4, threshold=3)
+    assert verifier.verify([rollout("x")])[0].passed
     assert scripted.seen[0][1].messages[0]["content"] == "Rate x from 0 to 4"
 
 
@@ -111,19 +105,26 @@ def test_custom_template(scripted):
         ({"rubric": "nope"}, "unknown rubric 'nope'"),
         ({"template": "{question} {solution}"}, "template fields ['solution'] unknown"),
         ({"threshold": 8}, "threshold 8.0 is outside 0..7.0"),
-        ({"generation": {"temprature": 0.5}}, "generation settings for generator 'hf'"),
+        ({"generation": {"temprature": 0.5}}, "generator 'hf' has no argument 'temprature'"),
         ({"generator": "nope"}, "Unknown generator 'nope'"),
     ],
 )
 def test_bad_arguments(args, message):
     with pytest.raises(UserError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        JudgeVerifier(model="m", **args)
+        judge(model="m", **args)
+
+
+def test_a_recipes_judge_is_given_the_generator_it_names_with_its_settings():
+    registries["generator"].register("scripted", Scripted)
+    verifier = judge(model="m", generator="scripted", generation={"max_new_tokens": 4})
+    assert isinstance(verifier.generator, Scripted)
+    assert (verifier.generator.temperature, verifier.generator.max_new_tokens) == (0.0, 4)  # greedy by default
 
 
 def test_tiny_model_judge_does_not_crash(tiny_model):
     """A random tiny model writes nonsense: every verdict is a clean 'unparseable', none a crash."""
-    judge = JudgeVerifier(model=tiny_model, generation={"max_new_tokens": 8, "batch_size": 2})
-    verdicts = judge.verify([rollout("4"), rollout("5"), rollout("6")])
+    verifier = judge(model=tiny_model, generation={"max_new_tokens": 8, "batch_size": 2})
+    verdicts = verifier.verify([rollout("4"), rollout("5"), rollout("6")])
     assert len(verdicts) == 3
     for v in verdicts:
         assert math.isnan(v.score) and not v.passed and v.info["score"] is None
@@ -194,8 +195,8 @@ def test_openai_generator(endpoint, monkeypatch):
 
 
 def test_judge_through_an_endpoint(endpoint):
-    judge = JudgeVerifier(model="served-model", generator="openai", generation={"base_url": endpoint}, threshold=3)
-    verdicts = judge.verify([rollout("a"), rollout("b")])
+    verifier = judge(model="served-model", generator="openai", generation={"base_url": endpoint}, threshold=3)
+    verdicts = verifier.verify([rollout("a"), rollout("b")])
     assert len(verdicts) == 2 and all(v.info["score"] is not None for v in verdicts)
     assert len(Endpoint.bodies) == 2
 
@@ -228,26 +229,22 @@ def test_judge_meets_the_plugin_contract():
     from selfimprove.testing import check_verifier
 
     registries["generator"].register("by-length", ByLength)
-    try:
-        records = [
-            {"prompt": "Say hi", "completion": "hi there", "expect": True},  # 8 % 8 = 0 >= threshold 0
-            {"prompt": [{"role": "user", "content": "Q"}], "completion": "?", "expect": False},  # unparseable
-        ]
-        args = {"model": "m", "generator": "by-length", "threshold": 0.0}
-        verdicts = check_verifier(JudgeVerifier, records, args, score_range=(0.0, 7.0), garbage_fails=False)
-        assert verdicts[1].info["error"] == "unparseable judge output"
-    finally:
-        registries["generator"]._extra.pop("by-length")
-        registries["generator"]._loaded.pop("by-length")
+    records = [
+        {"prompt": "Say hi", "completion": "hi there", "expect": True},  # 8 % 8 = 0 >= threshold 0
+        {"prompt": [{"role": "user", "content": "Q"}], "completion": "?", "expect": False},  # unparseable
+    ]
+    args = {"model": "m", "generator": "by-length", "threshold": 0.0}
+    verdicts = check_verifier(judge, records, args, score_range=(0.0, 7.0), garbage_fails=False)
+    assert verdicts[1].info["error"] == "unparseable judge output"
 
 
 def test_policy_judges_its_own_rollouts(scripted):
     """``model: policy`` is LSP-style self-reward: the loop hands the judge the policy that generated the rollouts."""
-    scripted.REPLIES = ["<Score>6</Score>"]
-    judge = JudgeVerifier(model="policy", generator="scripted", threshold=5)
+    scripted.replies = ["<Score>6</Score>"]
+    verifier = JudgeVerifier("policy", scripted, threshold=5)
     with pytest.raises(UserError, match="needs the loop's policy"):
-        judge.verify([rollout("4")])
+        verifier.verify([rollout("4")])
     current = Policy("/base", "/run/iter-001/checkpoint")
-    judge.use_policy(current)
-    (verdict,) = judge.verify([rollout("4")])
+    verifier.use_policy(current)
+    (verdict,) = verifier.verify([rollout("4")])
     assert verdict.passed and scripted.seen[-1][0] is current

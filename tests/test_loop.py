@@ -28,7 +28,11 @@ class ByRole:
         ]  # fmt: skip
 
 
-registries["verifier"].register("by-role", ByRole)
+@pytest.fixture(autouse=True)
+def components(registrations) -> None:
+    registries["verifier"].register("by-role", ByRole)
+
+
 PASS_SOME = ["verifier.name=by-role"]
 
 
@@ -134,7 +138,7 @@ def test_verifiers_that_ask_get_the_current_policy(write_recipe, tiny_model: str
 
 
 def test_a_role_with_nothing_to_answer_calls_no_generator(tmp_path: Path) -> None:
-    from selfimprove.loop.stages import generate
+    from selfimprove.loop.stages import Stages
     from selfimprove.rundir import RunDir
 
     class Refuses:
@@ -142,5 +146,5 @@ def test_a_role_with_nothing_to_answer_calls_no_generator(tmp_path: Path) -> Non
             raise AssertionError("called with no requests")
 
     run = RunDir(tmp_path)
-    assert generate(run, "step-000001/rollouts-learn.jsonl", Refuses(), None, [], "learn", n=4, seed=0) == []
+    assert Stages(run, seed=0).generate("step-000001/rollouts-learn.jsonl", Refuses(), None, [], "learn", 4, 0) == []
     assert run.exists("step-000001/rollouts-learn.jsonl")  # the stage is done: a resumed run does not redo it

@@ -17,7 +17,7 @@ from selfimprove.objectives.advantages import (
     whiten,
 )
 from selfimprove.objectives.kl import kl_estimate
-from selfimprove.objectives.losses import aggregate, clipped_policy_loss, clipped_value_loss, sequence_weights
+from selfimprove.objectives.losses import clipped_policy_loss, clipped_value_loss, sequence_weights
 
 
 def close(a: torch.Tensor, b: list, tol: float = 1e-5) -> bool:
@@ -102,6 +102,11 @@ def test_clip_higher_uses_its_own_upper_bound():
     logps = torch.log(torch.tensor([[1.25, 1.3]]))
     _, active = clipped_policy_loss(logps, torch.zeros(1, 2), torch.tensor([1.0]), eps_low=0.2, eps_high=0.28)
     assert active.tolist() == [[False, True]]
+
+
+def aggregate(per_token: torch.Tensor, mask: torch.Tensor, mode: str, max_length: int | None = None) -> torch.Tensor:
+    """A whole batch's loss as the trainer sums it: each token weighted by its sequence's weight."""
+    return (per_token * mask * sequence_weights(mask.sum(-1), mode, max_length)[:, None]).sum()
 
 
 def test_aggregations_on_hand_values():

@@ -24,7 +24,9 @@ class LengthScore:
         return [Verdict(len(r.completion) % 3 / 2, len(r.completion) % 3 == 2) for r in rollouts]
 
 
-registries["verifier"].register("length-score", LengthScore)
+@pytest.fixture(autouse=True)
+def components(registrations) -> None:
+    registries["verifier"].register("length-score", LengthScore)
 
 
 @pytest.mark.parametrize("name", ["grpo", "reinforce_pp", "ppo"])

@@ -138,6 +138,27 @@ def test_register_in_code():
         reg.get("bad")
 
 
+def test_registrations_in_a_scope_are_forgotten_after_it():
+    from selfimprove.verifiers.regex import RegexVerifier
+
+    reg = Registry("verifier", "selfimprove.no-such-group")
+    reg.register("kept", NumericVerifier)
+    with reg.scope():
+        reg.register("passing", RegexVerifier)
+        reg.register("kept", RegexVerifier)
+        assert reg.get("passing") is RegexVerifier and reg.get("kept") is RegexVerifier
+    assert reg.names() == ["kept"] and reg.get("kept") is NumericVerifier
+
+
+def test_a_test_registers_a_component(registrations):
+    registries["verifier"].register("only-in-one-test", NumericVerifier)
+    assert registries["verifier"].get("only-in-one-test") is NumericVerifier
+
+
+def test_and_the_next_test_does_not_see_it():
+    assert "only-in-one-test" not in registries["verifier"].names()  # conftest.registrations scoped it
+
+
 # -- third-party plugins -----------------------------------------------------------------------------------
 
 

@@ -42,8 +42,10 @@ class Recording:
         return {"loss": 0.0}
 
 
-registries["verifier"].register("even-samples", EvenSamples)
-registries["updater"].register("recording", Recording)
+@pytest.fixture(autouse=True)
+def components(registrations) -> None:
+    registries["verifier"].register("even-samples", EvenSamples)
+    registries["updater"].register("recording", Recording)
 
 
 def jsonl(path: Path) -> list[dict]:

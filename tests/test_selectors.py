@@ -6,7 +6,7 @@ import pytest
 
 from selfimprove.errors import UserError
 from selfimprove.records import Example, Rollout, Verdict
-from selfimprove.selectors.correct import Correct
+from selfimprove.selection.correct import Correct
 
 
 def msg(text: str) -> list[dict[str, str]]:

@@ -227,7 +227,9 @@ class LiveOnly:
         yield []
 
 
-registries["generator"].register("live-only", LiveOnly)
+@pytest.fixture(autouse=True)
+def components(registrations) -> None:
+    registries["generator"].register("live-only", LiveOnly)
 
 
 def test_validate_refuses_what_sharding_cannot_do(write_recipe) -> None:

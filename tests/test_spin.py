@@ -6,7 +6,7 @@ import pytest
 
 from selfimprove.errors import UserError
 from selfimprove.records import Rollout, Verdict
-from selfimprove.selectors.spin import SPIN
+from selfimprove.selection.spin import SPIN
 
 ASK = [{"role": "user", "content": "What is 2 + 3?"}]
 

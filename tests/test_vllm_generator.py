@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import math
 import sys
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import pytest
 import torch
 
+from selfimprove.capabilities import LiveWeights
 from selfimprove.config.schema import Adapter
 from selfimprove.errors import UserError
 from selfimprove.generators import vllm as vllm_generator
-from selfimprove.generators.vllm import BASE, Engine, VLLMGenerator, buckets, checkpoint_names, sampling_settings
+from selfimprove.generators.vllm import BASE, Engine, VLLMGenerator, buckets, sampling_settings
 from selfimprove.objectives.losses import importance_weights
 from selfimprove.records import Example
+from selfimprove.training.weights import checkpoint_names
 
 
 def test_checkpoint_names_are_the_base_models_with_lora_merged(tiny_model: str) -> None:
@@ -133,6 +136,53 @@ def test_weights_are_pushed_only_when_they_change_and_always_after_a_deep_sleep(
     assert engine.llm.calls[-1] == "sleep 2"
     assert flat(pushed(t.policy)) == everything  # the deepest sleep left the weights undefined: all of them again
     assert engine.llm.calls.count("reset_prefix_cache") == 5  # stale cached keys never serve new weights
+
+
+class OfferedWeights:
+    """Not the trainer: anything that offers ``LiveWeights`` is pushed through ``named_weights`` alone."""
+
+    tokenizer = None
+
+    def __init__(self, base: str, names: list[str], adapted: list[str]) -> None:
+        self.base, self.names, self.adapted, self.version, self.adapter_only = base, names, adapted, 0, True
+        self.asked: list[bool] = []
+
+    @contextmanager
+    def gathered(self):
+        yield None
+
+    @contextmanager
+    def named_weights(self, adapted_only: bool = False):
+        self.asked.append(adapted_only)
+        yield ((name, torch.zeros(2)) for name in (self.adapted if adapted_only else self.names))
+
+    def inference_model(self):
+        raise AssertionError("a generator reads live weights through named_weights only")
+
+    def reference(self):
+        return self
+
+
+def test_live_weights_are_pushed_through_the_interface_the_trainer_offers() -> None:
+    live = OfferedWeights("/base", ["a", "b", "c"], ["b"])
+    assert isinstance(live, LiveWeights)
+    generator = VLLMGenerator()
+    engine = Engine(FakeEngine(), generator.settings, 4096)
+    engine.sync.pushed_key(BASE)
+
+    def pushed() -> list[str]:
+        before = len(engine.llm.loads)
+        generator.push(engine, live)
+        return [name for group in engine.llm.loads[before:] for name in group]
+
+    assert pushed() == ["a", "b", "c"]  # from the base model: everything
+    assert pushed() == []  # the same version: nothing
+    live.version = 1
+    assert pushed() == ["b"]  # an adapter's update: only what it changes
+    live.adapter_only = False
+    live.version = 2
+    assert pushed() == ["a", "b", "c"]  # full fine-tuning: everything
+    assert live.asked == [False, True, False]
 
 
 def test_a_generate_call_against_a_stand_in_engine(tiny_model: str, monkeypatch: pytest.MonkeyPatch) -> None:

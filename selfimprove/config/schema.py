@@ -19,6 +19,13 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from selfimprove import registry
+from selfimprove.capabilities import (
+    GatheringGenerator,
+    LiveGenerator,
+    OnlineUpdater,
+    buffers_read,
+    roles_read,
+)
 from selfimprove.config.loader import KeyPath, Located, format_path, load_yaml
 from selfimprove.config.overrides import apply_overrides
 from selfimprove.config.typecheck import describe, matches
@@ -421,7 +428,7 @@ def _check_mode(recipe: Recipe, b: _Builder) -> None:
     """What an offline or an online run needs, and the rules between components, before any model loads."""
     raw_loop = b.located.data.get("loop") or {}
     updater = registry.get("updater", recipe.updater.name)
-    online_updater = bool(getattr(updater, "online", False))
+    online_updater = isinstance(updater, OnlineUpdater)
     if not recipe.online:
         if online_updater:
             b.problem(("updater", "name"), f"updater {recipe.updater.name} trains online, one step at a time on the "
@@ -448,7 +455,7 @@ def _check_mode(recipe: Recipe, b: _Builder) -> None:
     if recipe.selector is not None:
         b.problem(("selector",), "online runs train on every rewarded rollout of a step; remove the selector")
     generator = registry.get("generator", recipe.generator.name)
-    if not getattr(generator, "live", False):
+    if not isinstance(generator, LiveGenerator):
         b.problem(("generator", "name"), f"generator {recipe.generator.name} cannot sample from the live policy")
     minimums = {"steps": 0, "batch_size": 1, "eval_every": 0, "save_every": 1, "keep_last": 1, "seed_steps": 0}
     for key, minimum in minimums.items():
@@ -487,7 +494,7 @@ def _check_mode(recipe: Recipe, b: _Builder) -> None:
             b.problem(path, f"role '{role.name}' has no verifier and no rewards: nothing to train it on")
         names = [r.name for r in recipe.roles]
         for j, reward in enumerate(role.rewards):
-            for other in getattr(_built(reward), "reads_roles", ()):
+            for other in roles_read(_built(reward)):
                 if other not in names:
                     b.problem((*path, "rewards", j), f"reads role '{other}', which this recipe does not have")
         for j, key in enumerate(role.group_by):
@@ -564,7 +571,7 @@ def _check_sharding(recipe: Recipe, b: _Builder) -> None:
         b.problem(("adapter", "type"), "QLoRA's 4-bit weights cannot be sharded by FSDP: use lora or full with "
                   "trainer.sharding: fsdp")  # fmt: skip
     generator = registry.get("generator", recipe.generator.name)
-    if not getattr(generator, "gathers", False):
+    if not isinstance(generator, GatheringGenerator):
         b.problem(("generator", "name"), f"generator {recipe.generator.name} cannot generate from sharded weights "
                   "(trainer.sharding: fsdp): use hf or vllm")  # fmt: skip
     judges = [(("verifier",), recipe.verifier), (("eval", "verifier"), recipe.eval.verifier)]
@@ -580,10 +587,10 @@ def _check_source(spec: Component, path: KeyPath, earlier: list[str], buffers: l
     source = _built(spec)
     if source is None:
         return
-    for role in getattr(source, "reads_roles", ()):
+    for role in roles_read(source):
         if role not in earlier:
             b.problem(path, f"reads role '{role}', which is not an earlier role (earlier: {earlier or 'none'})")
-    for buffer in getattr(source, "reads_buffers", ()):
+    for buffer in buffers_read(source):
         if buffer not in buffers:
             b.problem(path, f"reads buffer '{buffer}', which is not declared (buffers: {buffers or 'none'})")
 

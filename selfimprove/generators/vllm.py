@@ -42,12 +42,12 @@ from typing import Any
 
 import torch
 
+from selfimprove.capabilities import LiveWeights
 from selfimprove.errors import UserError
 from selfimprove.generators import Output, Request
 from selfimprove.models import Policy
 from selfimprove.models.live import LivePolicy, as_live
 from selfimprove.progress import Tracker
-from selfimprove.training.weights import checkpoint_names
 
 
 def buckets(weights: Iterable[tuple[str, torch.Tensor]], max_bytes: int) -> Iterator[list[tuple[str, torch.Tensor]]]:
@@ -95,9 +95,7 @@ def weights_key(live: LivePolicy) -> tuple:
     """What identifies the weights a policy generates with: the trainer's live policy by its version, a policy on
     disk by its checkpoint, and the base model (a loaded policy without a checkpoint, the starting policy a judge
     uses) as ``BASE``."""
-    from selfimprove.training.trainer import TrainedPolicy
-
-    if isinstance(live, TrainedPolicy):
+    if isinstance(live, LiveWeights):
         return ("live", live.version)
     checkpoint = getattr(live, "checkpoint", None)
     return BASE if checkpoint is None else ("checkpoint", checkpoint)
@@ -118,12 +116,6 @@ def sampling_settings(
         "seed": seed,
         "logprobs": 0,
     }
-
-
-def base_model(live: LivePolicy) -> str:
-    """The base model the engine starts from (every policy of a run shares it)."""
-    trainer = getattr(live, "trainer", None)
-    return trainer.base if trainer is not None else live.policy.base  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -176,6 +168,10 @@ def _generators_kept() -> Iterator[None]:
         torch.set_rng_state(cpu)
         if cuda is not None:
             torch.cuda.set_rng_state_all(cuda)
+
+
+def _detached(named: Iterable[tuple[str, torch.Tensor]]) -> Iterator[tuple[str, torch.Tensor]]:
+    return ((name, tensor.detach()) for name, tensor in named)
 
 
 def _load_all(model: Any, groups: list[list[tuple[str, torch.Tensor]]]) -> tuple[set[str] | None, set[str]]:
@@ -293,18 +289,16 @@ class VLLMGenerator:
         """The policy's weights into the engine, in buckets, unless the engine holds them already. A push of every
         weight checks that the engine's model loaded each of its parameters: after a deep sleep, one left out would
         serve undefined memory, silently."""
-        from selfimprove.training.trainer import TrainedPolicy
-
         key = weights_key(live)
         if not engine.sync.needs_push(key):
             return
-        if isinstance(live, TrainedPolicy):  # the trained model itself: LoRA merged on the fly, no merged copy
-            partial = live.trainer.adapter.type != "full" and engine.sync.holds_live_policy()
-            gathered = live.trainer.gathered()  # whole parameters while they are pushed (sharded: all-gathered)
-        else:
-            partial, gathered = False, nullcontext(live.inference_model())
-        with gathered as model:
-            groups = list(buckets(checkpoint_names(model, adapted_only=partial), self.bucket_mb * 2**20))
+        if isinstance(live, LiveWeights):  # the trained model itself: LoRA merged on the fly, no merged copy
+            partial = live.adapter_only and engine.sync.holds_live_policy()
+            weights = live.named_weights(adapted_only=partial)  # whole while they are pushed (sharded: all-gathered)
+        else:  # a model loaded for generation: plain, any adapter merged already
+            partial, weights = False, nullcontext(_detached(live.inference_model().named_parameters()))
+        with weights as named:
+            groups = list(buckets(named, self.bucket_mb * 2**20))
             loaded, expected = self.load(engine, groups)
         if not partial and loaded is not None and expected - loaded:
             missing = sorted(expected - loaded)
@@ -338,7 +332,7 @@ class VLLMGenerator:
 
         rank, world = shard
         live = as_live(policy)
-        engine = self.engine(base_model(live))  # collective: every process, its share empty or not
+        engine = self.engine(live.base)  # collective: every process, its share empty or not
         self.wake_and_push(engine, live)  # collective too under sharding (the weights are all-gathered)
         mine = [r for i, r in enumerate(requests) if i % world == rank and r.id not in done]
         if not mine:

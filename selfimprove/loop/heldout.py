@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.table import Table
 
+from selfimprove.capabilities import PolicyJudge
 from selfimprove.config.schema import Component, Recipe
 from selfimprove.eval import evaluate as evaluation
 from selfimprove.eval.evaluate import EvalTask, Job, Sampling, metric_columns
@@ -74,7 +75,7 @@ def evaluate(
     verifier = spec.verifier.build() if spec.verifier else verifier
     if verifier is None:
         raise RuntimeError("validated recipes have an eval verifier when they have eval tasks")
-    if hasattr(verifier, "use_policy"):
+    if isinstance(verifier, PolicyJudge):
         verifier.use_policy(policy)
     tasks = []
     for task in spec.tasks:

@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from selfimprove.capabilities import roles_read
 from selfimprove.config.schema import BufferSpec, Component, Logging, Recipe, Role
 from selfimprove.errors import UserError
 from selfimprove.loop import checkpoints, heldout, manifest, stages
@@ -64,6 +65,7 @@ class OnlineRunner:
         self.show_progress = show_progress and self.is_main
         self.seed = recipe.loop.seed
         self.trackers = Trackers(recipe.logging if self.is_main else Logging(), self.run.root, recipe.resolved)
+        self.stages = stages.Stages(self.run, self.seed, self.procs, self.show_progress, online=True)
 
     # -- setup -----------------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -138,7 +140,7 @@ class OnlineRunner:
                       if len(self.buffers[name]) < target and name in self.seed_feeds}  # fmt: skip
             if not hungry:
                 break
-            wanted = {role for name in hungry for role in self.seed_feeds[name].reads_roles}
+            wanted = {role for name in hungry for role in roles_read(self.seed_feeds[name])}
             start = time.perf_counter()
             by_role, _ = self.play(0, [r for r in roles if r.name in wanted], f"seed-{k:06d}", f"seed-{k}")
             if self.is_main:
@@ -163,7 +165,7 @@ class OnlineRunner:
         rollouts, times = self.play(step, train, RunDir.step_dir(step), step)
         examples = self.examples(rollouts)
         with stages.Timer() as t:
-            update = self.trainer.step(examples, stages.stage_seed(self.seed, "update", step))
+            update = self.trainer.step(examples, self.stages.seed_for("update", step))
         times["update"] = t.seconds
         times["step"] = time.perf_counter() - start
         update["cpu_seconds"] = round(time.process_time() - cpu, 3)  # every thread's: against wall, the cores used
@@ -178,11 +180,9 @@ class OnlineRunner:
         rewarded (read back when the records exist); the buffers are fed either way. ``key`` seeds the sampling."""
         seeding = isinstance(key, str)
         times = {"generate": 0.0, "verify": 0.0, "reward": 0.0}
-        records = self.procs.on_main(
-            lambda: self.run.read_jsonl(f"{d}/rollouts.jsonl") if self.run.exists(d, "rollouts.jsonl") else None
-        )
-        if records is not None:
-            by_role = self.by_role([Rollout.from_json(r) for r in records])
+        recorded = self.stages.recorded(f"{d}/rollouts.jsonl")
+        if recorded is not None:
+            by_role = self.by_role(recorded)
             if self.is_main:
                 self.feed(step, by_role, key)
             return by_role, times
@@ -191,22 +191,16 @@ class OnlineRunner:
         policy = self.trainer.policy
         for role in roles:
             ctx = StepContext(step, self.rng(key, role.name), batch, dict(by_role), self.buffers)
-            problems = self.procs.on_main(lambda: self.sources[role.name].problems(ctx))  # noqa: B023
-            jobs = [(p, render(role.prompt, p), None) for p in problems]
+            jobs = [(p, render(role.prompt, p), None) for p in self.stages.draw(self.sources[role.name], ctx)]
+            generator, seed = self.generators[role.name], self.stages.seed_for("step", key, role.name)
             with stages.Timer() as t:
-                rollouts = stages.generate(
-                    self.run, f"{d}/rollouts-{role.name}.jsonl", self.generators[role.name], policy, jobs, role.name,
-                    role.n, stages.stage_seed(self.seed, "step", key, role.name), self.show_progress,
-                    keep_token_ids=True, transient=True, procs=self.procs,
-                )  # fmt: skip
+                rollouts = self.stages.generate(
+                    f"{d}/rollouts-{role.name}.jsonl", generator, policy, jobs, role.name, role.n, seed
+                )
             times["generate"] += t.seconds
             with stages.Timer() as t:
-                for _, verifier in self.verifiers[role.name]:
-                    if hasattr(verifier, "use_policy"):  # a judge that scores with the live policy
-                        verifier.use_policy(policy)
-                rollouts = stages.verify_all(
-                    self.run, f"{d}/verified-{role.name}.jsonl", self.verifiers[role.name], rollouts, self.procs
-                )
+                verifiers = self.verifiers[role.name]
+                rollouts = self.stages.verify(f"{d}/verified-{role.name}.jsonl", verifiers, rollouts, policy)
             times["verify"] += t.seconds
             by_role[role.name] = rollouts
         with stages.Timer() as t:
@@ -236,14 +230,14 @@ class OnlineRunner:
         return {r.name: [x for x in rollouts if x.role == r.name] for r in self.recipe.roles}
 
     def rng(self, key: int | str, *parts: str) -> random.Random:
-        return random.Random(stages.stage_seed(self.seed, "source", key, *parts))
+        return random.Random(self.stages.seed_for("source", key, *parts))
 
     def feed(self, step: int, by_role: dict[str, list[Rollout]], key: int | str) -> None:
         """Add each buffer's feed's problems of this step; in a seeding round (``key`` a text), each buffer's
         seed feed's problems, those it already holds skipped (AZR's seed set holds each triplet once)."""
         seeding = isinstance(key, str)
         for name, source in (self.seed_feeds if seeding else self.feeds).items():
-            if not all(role in by_role for role in source.reads_roles):
+            if not all(role in by_role for role in roles_read(source)):
                 continue
             ctx = StepContext(step, self.rng(key, "buffer", name), [], by_role, self.buffers)
             self.buffers[name].add(source.problems(ctx), step, origin=key if seeding else None, unique=seeding)

@@ -56,6 +56,7 @@ class Runner:
         # A missing package fails here. Only the main process logs: the others would open second W&B runs.
         logging = recipe.logging if self.is_main else Logging()
         self.trackers = Trackers(logging, self.run.root, recipe.resolved)
+        self.stages = stages.Stages(self.run, self.seed, self.procs, self.show_progress)
         self._loaded: LoadedPolicy | None = None
 
     # -- setup -----------------------------------------------------------------------------------------
@@ -107,17 +108,13 @@ class Runner:
         for role in self.recipe.roles:
             jobs = self.jobs_for(role, problems, earlier)
             self.procs.generated = 0  # this role's requests only
+            generator, live = self._generator_for(role.generation), self.loaded(policy)
+            seed = self.stages.seed_for(it, role.name)
             with stages.Timer() as t:
-                rollouts = stages.generate(
-                    self.run, f"{d}/rollouts-{role.name}.jsonl", self._generator_for(role.generation),
-                    self.loaded(policy), jobs, role.name, role.n, stages.stage_seed(self.seed, it, role.name),
-                    self.show_progress, procs=self.procs,
-                )  # fmt: skip
-                if hasattr(self.verifier, "use_policy"):  # a judge that scores with the current policy
-                    self.verifier.use_policy(self.loaded(policy))
-                rollouts = stages.verify(
-                    self.run, f"{d}/verified-{role.name}.jsonl", self.verifier, rollouts, self.procs
+                rollouts = self.stages.generate(
+                    f"{d}/rollouts-{role.name}.jsonl", generator, live, jobs, role.name, role.n, seed
                 )
+                rollouts = self.stages.verify(f"{d}/verified-{role.name}.jsonl", [("", self.verifier)], rollouts, live)
             earlier[role.name] = rollouts
             self._metric(it, f"generate:{role.name}", t.seconds, {
                 "rollouts": len(rollouts),
@@ -128,7 +125,7 @@ class Runner:
             })  # fmt: skip
         all_rollouts = [r for role in self.recipe.roles for r in earlier[role.name]]
         selector = self.recipe.selector.build()
-        examples = stages.select(self.run, f"{d}/selected.jsonl", selector, all_rollouts, self.procs)
+        examples = self.stages.select(f"{d}/selected.jsonl", selector, all_rollouts)
         return self.update(it, policy, examples + self.replayed(it))
 
     def replayed(self, it: int) -> list[Example]:
@@ -161,7 +158,7 @@ class Runner:
         tmp = self.run.path(d, "checkpoint.tmp")
         ctx = UpdateContext(
             base=self.base, adapter=self.recipe.adapter, init=init, examples=examples,
-            output_dir=tmp, work_dir=self.run.path(d, "trainer"), seed=stages.stage_seed(self.seed, it, "update"),
+            output_dir=tmp, work_dir=self.run.path(d, "trainer"), seed=self.stages.seed_for(it, "update"),
             iteration=it, previous=policy.checkpoint, show_progress=self.show_progress, processes=self.procs.world,
         )  # fmt: skip
         with stages.Timer() as t:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol, runtime_checkable
 
+from selfimprove.capabilities import LiveWeights
 from selfimprove.models import Policy
 
 
@@ -19,6 +20,7 @@ from selfimprove.models import Policy
 class LivePolicy(Protocol):
     tokenizer: Any
     version: int  # changes whenever the weights do
+    base: str  # the base model the weights start from
 
     def inference_model(self) -> Any:
         """The model with the current weights, in eval mode, for ``generate``."""
@@ -41,6 +43,10 @@ class LoadedPolicy:
         self.tokenizer = load_tokenizer(policy.base)
         self._model: Any = None
         self._reference: LoadedPolicy | None = None
+
+    @property
+    def base(self) -> str:
+        return self.policy.base
 
     @property
     def checkpoint(self) -> str | None:
@@ -68,12 +74,11 @@ def as_live(policy: Policy | LivePolicy) -> LivePolicy:
 
 @contextmanager
 def generation_model(live: LivePolicy) -> Iterator[Any]:
-    """``live.inference_model()`` for the block; a policy that offers ``gathered()`` (the trainer's, whose weights
-    may be sharded over the processes) gathers its weights for the block and frees them after. Every process must
-    enter it when the weights are sharded."""
-    gathered = getattr(live, "gathered", None)
-    if gathered is None:
+    """``live.inference_model()`` for the block; a trainer's live weights (``LiveWeights``, maybe sharded over the
+    processes) are gathered for the block and freed after. Every process must enter it when the weights are
+    sharded."""
+    if not isinstance(live, LiveWeights):
         yield live.inference_model()
         return
-    with gathered() as model:
+    with live.gathered() as model:
         yield model

@@ -38,14 +38,6 @@ def sequence_weights(lengths: torch.Tensor, mode: Aggregation, max_length: int |
     raise ValueError(f"unknown loss aggregation {mode!r}")
 
 
-def aggregate(
-    per_token: torch.Tensor, mask: torch.Tensor, mode: Aggregation, max_length: int | None = None
-) -> torch.Tensor:
-    """One number from per-token losses of one whole batch (see ``sequence_weights``)."""
-    weights = sequence_weights(mask.sum(-1), mode, max_length)
-    return (per_token * mask * weights[:, None]).sum()
-
-
 def clipped_policy_loss(
     logps: torch.Tensor,
     old_logps: torch.Tensor,

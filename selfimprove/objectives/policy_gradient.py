@@ -64,7 +64,6 @@ class PolicyGradient:
 
     name: ClassVar[str] = "policy-gradient"
     uses_critic: ClassVar[bool] = False
-    online: ClassVar[bool] = True  # trains one step at a time on the live policy (loop.mode: online)
 
     learning_rate: float = 1e-6
     lr_scheduler: str = "constant"

@@ -47,8 +47,6 @@ class AZRProposer:
 class AZRSolver:
     """The solver's composite reward: 1 when correct, -0.5 when well formed but wrong, -1 when malformed."""
 
-    reads_roles: tuple[str, ...] = ()
-
     def __call__(self, rollouts: list[Rollout], step: StepRollouts) -> list[float | NoReward]:
         out: list[float | NoReward] = []
         for r in rollouts:

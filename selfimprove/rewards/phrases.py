@@ -21,8 +21,6 @@ class Phrases:
     (``<role>/reward:<label>`` in metrics.jsonl, a line in the report). Default phrases: backtracking and
     verification (``REFLECTION``)."""
 
-    reads_roles: tuple[str, ...] = ()
-
     def __init__(self, phrases: list[str] | None = None):
         words = list(REFLECTION if phrases is None else phrases)
         if not words or not all(isinstance(w, str) and w.strip() for w in words):

@@ -23,8 +23,6 @@ class RLSPOutcome:
     """Correctness of the first ``\\boxed{}`` (the score of the ``verifier``'s verdict: the ``math`` verifier with
     ``boxed: first``), or ``no_box`` (-0.5) when the response has no box."""
 
-    reads_roles: tuple[str, ...] = ()
-
     def __init__(self, verifier: str | None = None, no_box: float = -0.5):
         self.verifier, self.no_box = verifier, no_box
 
@@ -40,8 +38,6 @@ class RLSPExploration:
     of it without one), its length in characters over 4 an approximate token count. ``L: 0`` turns it off (the
     paper's ablation). Reasoning under 4 characters counts as one token: the official server divides by zero
     there, and its catch-all then answers 0.0, a silent reward this project does not reproduce."""
-
-    reads_roles: tuple[str, ...] = ()
 
     def __init__(self, L: float = 1000.0):  # noqa: N803  (the paper's name)
         if L < 0:

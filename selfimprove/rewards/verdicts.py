@@ -26,8 +26,6 @@ class VerdictReward:
     unless ``default`` gives the value to use then.
     """
 
-    reads_roles: tuple[str, ...] = ()
-
     def __init__(self, verifier: str | None = None, default: float | None = None):
         self.verifier, self.default = verifier, default
 
@@ -84,8 +82,6 @@ class ChildrenReward:
 class VerdictInfo:
     """A number from the verdict's ``info`` (``key``): with weight 0, a metric per step of something a verifier
     measured (AZR: a proposal's program ``length`` or ``complexity``). No value where the verdict has none."""
-
-    reads_roles: tuple[str, ...] = ()
 
     def __init__(self, key: str, verifier: str | None = None):
         self.key, self.verifier = key, verifier

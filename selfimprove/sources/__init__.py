@@ -7,7 +7,8 @@ buffers). A buffer is filled by a source too (``buffers[].feed``), evaluated at 
 
 A source is a plain class: the constructor takes the recipe's arguments and checks them (cheap, no model);
 ``problems(ctx)`` returns the step's problems. Sources that read other roles or buffers name them in
-``reads_roles`` / ``reads_buffers``, so ``selfimprove validate`` can check the names and the roles' order.
+``reads_roles`` / ``reads_buffers`` (``capabilities.ReadsRoles``, ``ReadsBuffers``), so ``selfimprove validate`` can
+check the names and the roles' order.
 """
 
 from __future__ import annotations
@@ -33,9 +34,6 @@ class StepContext:
 
 
 class Source(Protocol):
-    reads_roles: tuple[str, ...]
-    reads_buffers: tuple[str, ...]
-
     def problems(self, ctx: StepContext) -> list[Problem]:
         """This step's problems for the role, ids unique within the step."""
         ...

@@ -20,8 +20,6 @@ class AZRPropose:
     ``references`` (K = 6 in the paper) triplets sampled without replacement from the buffer ``buffer`` (default: the
     task type's name). Induction: ``meta.program`` is one program sampled from the buffers ``programs_from``."""
 
-    reads_roles: tuple[str, ...] = ()
-
     def __init__(
         self,
         task_type: str,

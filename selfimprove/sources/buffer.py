@@ -81,8 +81,6 @@ class BufferSource:
     - ``order: random``: drawn uniformly without replacement.
     """
 
-    reads_roles: tuple[str, ...] = ()
-
     def __init__(self, buffer: str, count: int = 8, order: str = "random", window: int = 1):
         if count < 1 or order not in ("recent", "newest", "random") or window < 0:
             raise UserError(f"buffer: count >= 1, order recent, newest or random, window >= 0; got count={count}, "

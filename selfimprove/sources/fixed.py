@@ -14,9 +14,6 @@ class FixedSource:
     template. With ``count: 1`` and the role's ``n: N``, the N samples form one group (LSP: the baseline of the
     challenger's queries is their mean over the step)."""
 
-    reads_roles: tuple[str, ...] = ()
-    reads_buffers: tuple[str, ...] = ()
-
     def __init__(self, count: int = 1, question: str = "", fields: dict[str, Any] | None = None):
         if count < 1:
             raise UserError(f"fixed: count must be at least 1, got {count}")

@@ -17,8 +17,6 @@ class RoleSource:
     a reward function can find the parent of every rollout of this role (LSP's challenger reward).
     """
 
-    reads_buffers: tuple[str, ...] = ()
-
     def __init__(self, role: str, parser: str | dict[str, Any] = "completion", passed: bool | None = None):
         from selfimprove.config.schema import nested_component
 

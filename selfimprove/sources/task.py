@@ -10,8 +10,5 @@ class TaskSource:
     """This step's batch of the task's split (``loop.batch_size`` problems, without replacement, reshuffled each
     epoch from the seed): GRPO's and RLSP's problems."""
 
-    reads_roles: tuple[str, ...] = ()
-    reads_buffers: tuple[str, ...] = ()
-
     def problems(self, ctx: StepContext) -> list[Problem]:
         return list(ctx.batch)

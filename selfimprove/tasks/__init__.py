@@ -1,4 +1,5 @@
-"""Task sources: where an iteration's problems come from (a dataset, a generator, later the model itself)."""
+"""Tasks: the data sets a run draws its problems from (an online role's draw is the ``task`` source,
+``selfimprove.sources.task.TaskSource``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Protocol
 from selfimprove.records import Problem
 
 
-class TaskSource(Protocol):
+class Task(Protocol):
     """A task. Besides ``load`` it may declare how it is evaluated when nothing else says (``selfimprove eval``):
 
     - ``verifier``: a verifier name, or ``{"name": ..., **arguments}`` (default: ``math``);

@@ -44,6 +44,7 @@ from selfimprove.records import Example
 from selfimprove.tokens import collate, encode, micro_batches, model_inputs, pad_rows
 from selfimprove.training import sharding as fsdp
 from selfimprove.training.actor import Actor, disable_dropout
+from selfimprove.training.weights import checkpoint_names
 
 STATE = "trainer.pt"
 POLICY = "policy"
@@ -386,7 +387,8 @@ class Trainer:
 
 
 class TrainedPolicy:
-    """The trainer's live weights as a policy generators sample from (``selfimprove.models.live.LivePolicy``).
+    """The trainer's live weights as a policy generators sample from (``selfimprove.models.live.LivePolicy``), and
+    as the weights it offers them (``selfimprove.capabilities.LiveWeights``).
 
     LoRA (not QLoRA) generates from a merged copy refreshed only when an update has happened since the last
     sync (``training.merged``), unless the objective's ``merged_generation`` is off; full fine-tuning and QLoRA
@@ -404,6 +406,21 @@ class TrainedPolicy:
     @property
     def version(self) -> int:
         return self.trainer.version
+
+    @property
+    def base(self) -> str:
+        return self.trainer.base
+
+    @property
+    def adapter_only(self) -> bool:
+        return self.trainer.adapter.type != "full"
+
+    @contextmanager
+    def named_weights(self, adapted_only: bool = False) -> Iterator[Iterator[tuple[str, torch.Tensor]]]:
+        """The trained model's weights under the base checkpoint's names, LoRA merged on the fly (no merged copy),
+        whole for the block (under FSDP all-gathered: collective)."""
+        with self.trainer.gathered() as model:
+            yield checkpoint_names(model, adapted_only=adapted_only)
 
     def inference_model(self) -> Any:
         if self.trainer.sharded:
@@ -446,7 +463,7 @@ class StartingPolicy:
     version = 0
 
     def __init__(self, trainer: Trainer):
-        self.trainer, self.tokenizer = trainer, trainer.tokenizer
+        self.trainer, self.tokenizer, self.base = trainer, trainer.tokenizer, trainer.base
         self._model: Any = None
 
     def inference_model(self) -> Any:

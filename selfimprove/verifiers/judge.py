@@ -1,4 +1,5 @@
-"""LLM-as-judge: a model, through any registered generator, scores each completion with a rubric prompt."""
+"""LLM-as-judge: a model, through a generator it is given, scores each completion with a rubric prompt; ``judge``
+builds that generator from a recipe's name and settings."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import math
 import string
 from typing import Any
 
-from selfimprove import registry
+from selfimprove.capabilities import LiveGenerator
 from selfimprove.errors import UserError
-from selfimprove.generators import Request
+from selfimprove.generators import Generator, Request
 from selfimprove.models import Policy
 from selfimprove.models.live import LivePolicy, LoadedPolicy
 from selfimprove.progress import Tracker
@@ -19,28 +20,49 @@ FIELDS = {"question", "completion", "answer"}
 KEPT_CHARS = 2000  # of each judgement, in the verdict's info
 
 
+def judge(
+    model: str,
+    rubric: str = "additive7",
+    template: str | None = None,
+    max_score: float | None = None,
+    threshold: float | None = None,
+    generator: str = "hf",
+    generation: dict[str, Any] | None = None,
+    checkpoint: str | None = None,
+    seed: int = 0,
+    prefill: str = "",
+) -> JudgeVerifier:
+    """LLM-as-judge: a frozen model (local or an OpenAI-compatible endpoint) scores completions with a rubric.
+
+    ``model``: an embedded alias, a local folder or hub id (``hf``), the endpoint's model name (``openai``),
+    ``policy``: the loop's current policy judges its own rollouts (self-reward), or ``reference``: the run's frozen
+    starting model (LSP's self-reward; with LoRA, the policy with its adapter switched off). ``generator`` and its
+    ``generation`` settings (greedy, 512 new tokens unless they say otherwise) sample the judgements. ``template``
+    replaces the rubric's prompt; ``threshold`` defaults to a perfect score. ``prefill`` starts the judge's answer
+    for it (``<Score>``: a small model then writes the number instead of restating the rubric); the judgement
+    parsed is the prefill followed by what the judge wrote."""
+    from selfimprove.config.schema import nested_component
+
+    settings = {"temperature": 0.0, "max_new_tokens": 512, **(generation or {})}
+    sampler = nested_component("generator", {"name": generator, **settings}, "verifier 'judge'").build()
+    return JudgeVerifier(model, sampler, rubric, template, max_score, threshold, checkpoint, seed, prefill)
+
+
 class JudgeVerifier:
-    """LLM-as-judge: a frozen model (local or an OpenAI-compatible endpoint) scores completions with a rubric."""
+    """A frozen model, sampled by the generator it is given, scores completions with a rubric (see ``judge``)."""
 
     def __init__(
         self,
         model: str,
+        generator: Generator,
         rubric: str = "additive7",
         template: str | None = None,
         max_score: float | None = None,
         threshold: float | None = None,
-        generator: str = "hf",
-        generation: dict[str, Any] | None = None,
         checkpoint: str | None = None,
         seed: int = 0,
         prefill: str = "",
     ):
-        """``model``: an embedded alias, a local folder or hub id (``hf``), the endpoint's model name
-        (``openai``), ``policy``: the loop's current policy judges its own rollouts (self-reward), or ``reference``:
-        the run's frozen starting model (LSP's self-reward; with LoRA, the policy with its adapter switched off).
-        ``template`` replaces the rubric's prompt; ``threshold`` defaults to a perfect score. ``prefill`` starts the
-        judge's answer for it (``<Score>``: a small model then writes the number instead of restating the rubric);
-        the judgement parsed is the prefill followed by what the judge wrote."""
         if rubric not in RUBRICS:
             raise UserError(f"judge: unknown rubric '{rubric}'. Rubrics: {', '.join(RUBRICS)}")
         self.template = template or RUBRICS[rubric].template
@@ -55,12 +77,8 @@ class JudgeVerifier:
         self.threshold = self.max_score if threshold is None else float(threshold)
         if not 0 <= self.threshold <= self.max_score:
             raise UserError(f"judge: threshold {self.threshold} is outside 0..{self.max_score}")
-        settings = {"temperature": 0.0, "max_new_tokens": 512, **(generation or {})}
-        try:
-            self.generator = registry.get("generator", generator)(**settings)
-        except TypeError as exc:  # an argument the generator does not take
-            raise UserError(f"judge: generation settings for generator '{generator}': {exc}") from None
-        self.model, self.checkpoint, self.seed, self.prefill = model, checkpoint, seed, prefill
+        self.generator, self.model, self.checkpoint = generator, model, checkpoint
+        self.seed, self.prefill = seed, prefill
         self.policy: LivePolicy | None = None
         self._own: Policy | LivePolicy | None = None
 
@@ -87,7 +105,7 @@ class JudgeVerifier:
         else:
             if self._own is None:  # loaded once, kept for later calls (an endpoint's model is only named)
                 own = Policy(resolve(self.model), self.checkpoint)
-                self._own = LoadedPolicy(own) if getattr(self.generator, "live", False) else own
+                self._own = LoadedPolicy(own) if isinstance(self.generator, LiveGenerator) else own
             policy = self._own
         turns = [{"role": "assistant", "content": self.prefill}] if self.prefill else []
         requests = [
