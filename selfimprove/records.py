@@ -13,6 +13,8 @@ from typing import Any
 from selfimprove.errors import UserError
 
 Messages = list[dict[str, str]]
+# A problem, the prompt it is asked with, and the prompt an update trains on (None: the same)
+Job = tuple["Problem", Messages, Messages | None]
 
 
 @dataclass

@@ -17,7 +17,7 @@ ROOT = Path(selfimprove.__file__).parent
 
 # The component packages: what a recipe names and a plugin replaces. A renamed package goes here under its new name.
 COMPONENTS = (
-    "tasks", "sources", "parsers", "generators", "verifiers", "rewards", "selectors", "objectives", "updaters",
+    "tasks", "sources", "parsers", "generators", "verifiers", "rewards", "selection", "objectives", "updaters",
     "models", "sandbox",
 )  # fmt: skip
 # importer -> the packages it must not import

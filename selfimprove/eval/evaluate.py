@@ -17,10 +17,8 @@ from typing import Any, Protocol
 from selfimprove.config.schema import Component
 from selfimprove.eval.metrics import maj_at_k, pass_at_k
 from selfimprove.generators import Generator
-from selfimprove.records import Messages, Problem, Rollout
+from selfimprove.records import Job, Messages, Problem, Rollout
 from selfimprove.verifiers import Verifier
-
-Job = tuple[Problem, Messages, Messages | None]  # a problem, its prompt, the prompt an update trains on (None: same)
 
 
 class Stages(Protocol):

@@ -16,8 +16,8 @@ from selfimprove.eval import evaluate as evaluation
 from selfimprove.eval.evaluate import EvalTask, Job, Sampling, metric_columns
 from selfimprove.eval.standalone import TaskSpec, named_tasks
 from selfimprove.generators import Generator
-from selfimprove.loop import stages
 from selfimprove.loop.distributed import SINGLE, Processes
+from selfimprove.loop.stages import Stages, stage_seed
 from selfimprove.models import Policy
 from selfimprove.models.live import LivePolicy
 from selfimprove.progress import console
@@ -37,14 +37,14 @@ class RunStages:
     procs: Processes = field(default_factory=lambda: SINGLE)
 
     def generate(self, name: str, generator: Generator, jobs: list[Job], role: str, n: int, seed: int) -> list[Rollout]:
-        return stages.generate(self.run, name, generator, self.policy, jobs, role, n, seed, self.show_progress,
-                               procs=self.procs)  # fmt: skip
+        stages = Stages(self.run, seed, self.procs, self.show_progress)
+        return stages.generate(name, generator, self.policy, jobs, role, n, seed)
 
     def verify(self, name: str, verifier: Verifier, rollouts: list[Rollout]) -> list[Rollout]:
-        return stages.verify(self.run, name, verifier, rollouts, self.procs)
+        return Stages(self.run, 0, self.procs).verify(name, [("", verifier)], rollouts)
 
     def seed(self, seed: int, *parts: Any) -> int:
-        return stages.stage_seed(seed, *parts)
+        return stage_seed(seed, *parts)
 
 
 def evaluate(

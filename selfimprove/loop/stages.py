@@ -14,16 +14,14 @@ from typing import Any
 
 from selfimprove.capabilities import PolicyJudge
 from selfimprove.generators import Generator, Request
-from selfimprove.loop.distributed import SINGLE, Processes, accepts_shard
+from selfimprove.loop.distributed import Processes, accepts_shard
 from selfimprove.models import Policy
 from selfimprove.models.live import LivePolicy
 from selfimprove.progress import track
-from selfimprove.records import Example, Messages, Problem, Rollout, Verdict
+from selfimprove.records import Example, Job, Problem, Rollout, Verdict
 from selfimprove.rundir import RunDir
 from selfimprove.sources import Source, StepContext
 from selfimprove.verifiers import Verifier, verify_safely
-
-Job = tuple[Problem, Messages, Messages | None]  # a problem, the prompt it is asked with, the prompt trained on
 
 
 def stage_seed(seed: int, *parts: Any) -> int:
@@ -175,28 +173,6 @@ class Stages:
             return examples
 
         return [Example(**e) for e in self.procs.on_main(choose)]
-
-
-# The evaluation's entry points (``selfimprove.eval.evaluate``), until it holds a ``Stages`` of its own.
-def generate(
-    run: RunDir,
-    name: str,
-    generator: Generator,
-    policy: Policy | LivePolicy,
-    jobs: list[Job],
-    role: str,
-    n: int,
-    seed: int,
-    show_progress: bool = True,
-    procs: Processes = SINGLE,
-) -> list[Rollout]:
-    return Stages(run, seed, procs, show_progress).generate(name, generator, policy, jobs, role, n, seed)
-
-
-def verify(
-    run: RunDir, name: str, verifier: Verifier, rollouts: list[Rollout], procs: Processes = SINGLE
-) -> list[Rollout]:
-    return Stages(run, 0, procs).verify(name, [("", verifier)], rollouts)
 
 
 class Timer:

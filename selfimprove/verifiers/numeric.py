@@ -36,10 +36,11 @@ def wrong_equation(text: str) -> str | None:
 
 
 class NumericVerifier:
-    """Passes when the completion's final number equals the reference answer (within a tolerance); with
-    ``check_equations``, also every calculation it writes (``72 - 35 = 37``) must hold. An answer given as a hint
-    (STaR's rationalization) can be copied to the end of a wrong calculation: the final number alone then no
-    longer shows that the rationale is right."""
+    """Passes when the completion's final number equals the reference answer (within a tolerance).
+
+    With ``check_equations``, every calculation it writes (``72 - 35 = 37``) must hold too: an answer given as a
+    hint (STaR's rationalization) can be copied to the end of a wrong calculation, and the final number alone then
+    no longer shows that the rationale is right."""
 
     def __init__(self, tolerance: float = 1e-6, check_equations: bool = False):
         self.tolerance = tolerance
