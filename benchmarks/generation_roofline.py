@@ -53,7 +53,7 @@ def main() -> None:
     from selfimprove.config import load_recipe
     from selfimprove.generators import Request
     from selfimprove.generators.hf import common_prefix
-    from selfimprove.loop.runner import load_problems
+    from selfimprove.loop.engine import load_problems
     from selfimprove.loop.sampler import EpochSampler
     from selfimprove.models import Policy
     from selfimprove.models.embedded import resolve

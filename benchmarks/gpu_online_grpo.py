@@ -159,7 +159,7 @@ def run_trl(args: argparse.Namespace, model: Path, adapter: str, out: Path) -> d
     from trl.extras import profiling
 
     from selfimprove.config import load_recipe
-    from selfimprove.loop.runner import load_problems
+    from selfimprove.loop.engine import load_problems
     from selfimprove.loop.sampler import EpochSampler
     from selfimprove.prompts import render
     from selfimprove.records import Rollout

@@ -22,6 +22,7 @@ A step's records are a cache of a deterministic computation: a killed run restar
 replays the steps after it from their records (only their updates are recomputed), and ends with the same weights
 and metrics as an uninterrupted run.
 
+What it shares with an offline run (the start, the evaluation, the metric and summary path) is ``loop.engine``.
 Under several processes (``selfimprove.loop.distributed``) each generates and verifies its share of every role;
 the sources, the rewards and the buffers run on the main process, which sends each role's problems and the
 rewarded rollouts to the others; every process joins the update; only the main process touches the run directory.
@@ -32,17 +33,15 @@ from __future__ import annotations
 import random
 import re
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from selfimprove.capabilities import roles_read
-from selfimprove.config.schema import BufferSpec, Component, Logging, Recipe, Role
+from selfimprove.config.schema import BufferSpec, Component, Role
 from selfimprove.errors import UserError
-from selfimprove.loop import checkpoints, heldout, manifest, stages
-from selfimprove.loop.distributed import Processes
-from selfimprove.loop.heldout import print_eval_table
+from selfimprove.loop import checkpoints, stages
+from selfimprove.loop.engine import Engine
 from selfimprove.loop.sampler import EpochSampler
 from selfimprove.models.embedded import resolve
 from selfimprove.progress import console
@@ -53,37 +52,15 @@ from selfimprove.rewards.stage import Term, assign_rewards, check_failures
 from selfimprove.rundir import RunDir
 from selfimprove.sources import Buffer, StepContext
 from selfimprove.tasks.jsonl import json_objects
-from selfimprove.tracking import Trackers
 
 
-class OnlineRunner:
-    def __init__(self, recipe: Recipe, run_dir: str | Path, show_progress: bool = True):
-        self.recipe, self.loop = recipe, recipe.loop
-        self.run = RunDir(run_dir)
-        self.procs = Processes.current()
-        self.is_main = self.procs.is_main
-        self.show_progress = show_progress and self.is_main
-        self.seed = recipe.loop.seed
-        self.trackers = Trackers(recipe.logging if self.is_main else Logging(), self.run.root, recipe.resolved)
-        self.stages = stages.Stages(self.run, self.seed, self.procs, self.show_progress, online=True)
+class OnlineRunner(Engine):
+    unit, online = "step", True
 
     # -- setup -----------------------------------------------------------------------------------------------------
     def start(self) -> None:
-        from selfimprove.loop.runner import load_problems
-        from selfimprove.models.loading import check_adapter_supported
-        from selfimprove.quiet import quiet_libraries
-
-        quiet_libraries()
-        if self.is_main and self.run.exists("manifest.json"):
-            manifest.check_resumable(self.run.read_json("manifest.json"), self.recipe, self.run.root)
-            console.print(f"[bold]Resuming[/] {self.run.root}")
-        check_adapter_supported(self.recipe.adapter)
-        # Read every data set before loading a model, so bad data fails in seconds, not after a model load.
-        task = self.recipe.task
-        self.sampler = EpochSampler(load_problems(task), self.loop.batch_size, self.seed) if task else None
-        self.problems = {f"eval:{t.tag}": load_problems(t) for t in self.recipe.eval.tasks}
-        if self.is_main:
-            self.run.write_json("manifest.json", manifest.build(self.recipe, sys.argv))
+        super().start()
+        self.sampler = EpochSampler(self.train, self.loop.batch_size, self.seed) if self.train else None
         self.sources = {r.name: (r.source or Component("source", "task")).build() for r in self.recipe.roles}
         self.verifiers = {
             r.name: [(v.tag, v.build()) for v in self.recipe.verifiers_of(r)] for r in self.recipe.roles
@@ -117,8 +94,7 @@ class OnlineRunner:
             if step == self.loop.steps or (self.loop.eval_every and step % self.loop.eval_every == 0):
                 evals[step] = self.evaluate(step)
                 self.write_summary(evals)
-                if self.is_main:
-                    print_eval_table(list(evals.values()), "step", list(evals))
+                self.show(evals)
             if step == self.loop.steps or step % self.loop.save_every == 0:
                 self.save(step)
         self.trackers.close()
@@ -257,10 +233,7 @@ class OnlineRunner:
     def evaluate(self, step: int) -> dict[str, dict[str, float]]:
         d = RunDir.step_dir(step)
         cached = self.procs.on_main(lambda: self.run.exists(d, "eval.json"))  # replayed after a resume
-        results = heldout.evaluate(
-            self.recipe, self.run, d, self.problems, self.eval_verifier, self.trainer.policy, self.seed,
-            self.show_progress, lambda stage, seconds, values: self.metric(step, stage, seconds, values), self.procs,
-        )  # fmt: skip
+        results = self.evaluate_in(step, d, self.eval_verifier, self.trainer.policy)
         if cached:  # its metrics were dropped with the steps after the checkpoint: log them again
             for task, values in results.items():
                 self.metric(step, f"eval:{task}", 0.0, values)
@@ -292,13 +265,6 @@ class OnlineRunner:
             console.print(f"[bold]Resuming[/] from {latest} (step {step})")
         return step
 
-    def metric(self, step: int, stage: str, seconds: float, values: dict[str, Any]) -> None:
-        if not self.is_main:
-            return
-        record = {"step": step, "stage": stage, "seconds": round(seconds, 3), **values}
-        self.run.append_metrics(record)
-        self.trackers.log(record)
-
     def log_step(self, step: int, by_role: dict[str, list[Rollout]], update: dict[str, float], times: dict) -> None:
         values: dict[str, Any] = {f"{k}_seconds": round(v, 3) for k, v in times.items() if k != "step"}
         generated = sum(r.num_tokens for rs in by_role.values() for r in rs)
@@ -316,12 +282,6 @@ class OnlineRunner:
         self.metric(step, "step", times["step"], values)
         if self.is_main:
             console.print(step_line(step, self.loop.steps, self.recipe.roles, values))
-
-    def write_summary(self, evals: dict[int, dict[str, Any]]) -> dict[str, Any]:
-        summary = {"steps": [{"step": s, "eval": e} for s, e in sorted(evals.items())]}
-        if self.is_main:
-            self.run.write_json("summary.json", summary)
-        return summary
 
 
 def reward_terms(role: Role) -> list[Term]:

@@ -4,16 +4,14 @@ generate (per role) -> verify -> select -> update -> evaluate."""
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
-from selfimprove.config.schema import Component, Logging, Recipe, Role
+from selfimprove.config.schema import Recipe, Role
 from selfimprove.errors import UserError
 from selfimprove.eval.evaluate import mean
-from selfimprove.loop import heldout, manifest, stages
-from selfimprove.loop.distributed import Processes
-from selfimprove.loop.heldout import print_eval_table
+from selfimprove.loop import stages
+from selfimprove.loop.engine import Engine
 from selfimprove.models import Policy
 from selfimprove.models.embedded import resolve
 from selfimprove.models.live import LoadedPolicy
@@ -21,15 +19,7 @@ from selfimprove.progress import console
 from selfimprove.prompts import render
 from selfimprove.records import Example, Problem, Rollout
 from selfimprove.rundir import RunDir
-from selfimprove.tracking import Trackers
 from selfimprove.updaters import UpdateContext
-
-
-def load_problems(task: Component) -> list[Problem]:
-    problems = task.build().load(task.split)[: task.limit]
-    if not problems:
-        raise UserError(f"task '{task.name}' has no problems in split '{task.split}'")
-    return problems
 
 
 def run_recipe(recipe: Recipe, run_dir: str | Path, show_progress: bool = True) -> dict[str, Any]:
@@ -41,44 +31,22 @@ def run_recipe(recipe: Recipe, run_dir: str | Path, show_progress: bool = True) 
     return Runner(recipe, run_dir, show_progress).execute()
 
 
-class Runner:
-    """Offline iterations. Under several processes every process runs every stage: generation and verification are
-    shared out (``selfimprove.loop.distributed``), selection runs on the main process, every process joins the
-    update, and only the main process writes the run directory."""
+class Runner(Engine):
+    """Offline iterations: generation and verification shared out among the processes, selection on the main
+    process, every process in the update (``loop.engine``)."""
+
+    unit, online = "iteration", False
 
     def __init__(self, recipe: Recipe, run_dir: str | Path, show_progress: bool = True):
-        self.recipe = recipe
-        self.run = RunDir(run_dir)
-        self.procs = Processes.current()
-        self.is_main = self.procs.is_main
-        self.show_progress = show_progress and self.is_main
-        self.seed = recipe.loop.seed
-        # A missing package fails here. Only the main process logs: the others would open second W&B runs.
-        logging = recipe.logging if self.is_main else Logging()
-        self.trackers = Trackers(logging, self.run.root, recipe.resolved)
-        self.stages = stages.Stages(self.run, self.seed, self.procs, self.show_progress)
+        super().__init__(recipe, run_dir, show_progress)
         self._loaded: LoadedPolicy | None = None
 
-    # -- setup -----------------------------------------------------------------------------------------
     def start(self) -> None:
-        from selfimprove.quiet import quiet_libraries
-
-        quiet_libraries()
-        if self.is_main and self.run.exists("manifest.json"):
-            manifest.check_resumable(self.run.read_json("manifest.json"), self.recipe, self.run.root)
-            console.print(f"[bold]Resuming[/] {self.run.root}")
-        from selfimprove.models.loading import check_adapter_supported
-
-        check_adapter_supported(self.recipe.adapter)
         start = self.recipe.loop.start
         if start is not None and not Path(start).is_dir():
             raise UserError(f"loop.start: no checkpoint folder {start} (run the recipe that writes it first)")
         self.start_checkpoint = str(Path(start).resolve()) if start is not None else None
-        # Read every data set before loading a model, so bad data fails in seconds, not after a model load.
-        self.problems = {"train": load_problems(self.recipe.task)}
-        self.problems.update({f"eval:{t.tag}": load_problems(t) for t in self.recipe.eval.tasks})
-        if self.is_main:
-            self.run.write_json("manifest.json", manifest.build(self.recipe, sys.argv))
+        super().start()
         self.base = resolve(self.recipe.model)
         self.generator = self.recipe.generator.build()
         self.verifier = self.recipe.verifier.build()
@@ -103,7 +71,7 @@ class Runner:
 
     def iteration(self, it: int, policy: Policy) -> Policy:
         d = RunDir.iteration_dir(it)
-        problems = self.problems["train"]
+        problems = self.train
         earlier: dict[str, list[Rollout]] = {}
         for role in self.recipe.roles:
             jobs = self.jobs_for(role, problems, earlier)
@@ -116,7 +84,7 @@ class Runner:
                 )
                 rollouts = self.stages.verify(f"{d}/verified-{role.name}.jsonl", [("", self.verifier)], rollouts, live)
             earlier[role.name] = rollouts
-            self._metric(it, f"generate:{role.name}", t.seconds, {
+            self.metric(it, f"generate:{role.name}", t.seconds, {
                 "rollouts": len(rollouts),
                 "passed": sum(bool(r.verdict and r.verdict.passed) for r in rollouts),
                 "mean_tokens": sum(r.num_tokens for r in rollouts) / max(len(rollouts), 1),
@@ -167,18 +135,13 @@ class Runner:
             self.run.commit_dir(tmp, final)
             shutil.rmtree(ctx.work_dir, ignore_errors=True)
             self.run.write_json(f"{d}/update.json", {"checkpoint": True, **metrics})
-            self._metric(it, "update", t.seconds, metrics)
+            self.metric(it, "update", t.seconds, metrics)
         self.procs.share(None)  # the others load the checkpoint next: wait until it is committed
         return Policy(self.base, str(final))
 
     # -- evaluation ------------------------------------------------------------------------------------
     def evaluate(self, it: int, policy: Policy) -> dict[str, dict[str, float]]:
-        """Held-out metrics of ``policy``: greedy accuracy and, with ``eval.n > 1``, pass@k and maj@k."""
-        d = RunDir.iteration_dir(it)
-        return heldout.evaluate(
-            self.recipe, self.run, d, self.problems, self.verifier, self.loaded(policy), self.seed,
-            self.show_progress, lambda stage, seconds, values: self._metric(it, stage, seconds, values), self.procs,
-        )  # fmt: skip
+        return self.evaluate_in(it, RunDir.iteration_dir(it), self.verifier, self.loaded(policy))
 
     def loaded(self, policy: Policy) -> LoadedPolicy:
         """``policy`` in memory, loaded once for the roles that sample from it and for its evaluation."""
@@ -187,29 +150,16 @@ class Runner:
             self._loaded = LoadedPolicy(policy)
         return self._loaded
 
-    # -- bookkeeping -----------------------------------------------------------------------------------
-    def _metric(self, it: int, stage: str, seconds: float, values: dict[str, Any]) -> None:
-        if not self.is_main:
-            return
-        record = {"iteration": it, "stage": stage, "seconds": round(seconds, 3), **values}
-        self.run.append_metrics(record)
-        self.trackers.log(record)
-
-    def write_summary(self, evals: list[dict[str, Any]]) -> dict[str, Any]:
-        summary = {"iterations": [{"iteration": i, "eval": e} for i, e in enumerate(evals)]}
-        if self.is_main:
-            self.run.write_json("summary.json", summary)
-            print_eval_table(evals)
-        return summary
-
     def execute(self) -> dict[str, Any]:
         self.start()
         policy = Policy(self.base, self.start_checkpoint)
-        evals = [self.evaluate(0, policy)]
+        evals = {0: self.evaluate(0, policy)}
         summary = self.write_summary(evals)
+        self.show(evals)
         for it in range(1, self.recipe.loop.iterations + 1):
             policy = self.iteration(it, policy)
-            evals.append(self.evaluate(it, policy))
+            evals[it] = self.evaluate(it, policy)
             summary = self.write_summary(evals)
+            self.show(evals)
         self.trackers.close()
         return summary
