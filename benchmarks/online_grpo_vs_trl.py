@@ -124,7 +124,7 @@ def run_trl(args: argparse.Namespace, out: Path) -> dict:
     from trl import GRPOConfig, GRPOTrainer
 
     from selfimprove.config import load_recipe
-    from selfimprove.loop.runner import load_problems
+    from selfimprove.loop.engine import load_problems
     from selfimprove.loop.sampler import EpochSampler
     from selfimprove.models.embedded import resolve
     from selfimprove.prompts import render
@@ -199,7 +199,7 @@ def heldout_accuracy(adapter: str, limit: int) -> float:
     from selfimprove.config.schema import Component
     from selfimprove.eval.evaluate import EvalTask, Sampling, evaluate
     from selfimprove.loop.heldout import RunStages
-    from selfimprove.loop.runner import load_problems
+    from selfimprove.loop.engine import load_problems
     from selfimprove.models import Policy
     from selfimprove.models.embedded import resolve
     from selfimprove.models.live import LoadedPolicy
