@@ -198,8 +198,8 @@ def heldout_accuracy(adapter: str, limit: int) -> float:
     from selfimprove.config import load_recipe
     from selfimprove.config.schema import Component
     from selfimprove.eval.evaluate import EvalTask, Sampling, evaluate
-    from selfimprove.loop.heldout import RunStages
     from selfimprove.loop.engine import load_problems
+    from selfimprove.loop.heldout import RunStages
     from selfimprove.models import Policy
     from selfimprove.models.embedded import resolve
     from selfimprove.models.live import LoadedPolicy
