@@ -6,7 +6,6 @@ what a unit of the run is and in the update's life cycle."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -69,11 +68,10 @@ class Engine:
     ) -> dict[str, dict[str, float]]:
         """Held-out metrics of ``policy`` (greedy accuracy and, with ``eval.n > 1``, pass@k and maj@k), written to
         ``directory/eval.json`` and logged at ``at``."""
-        log: Callable[[str, float, dict[str, Any]], None] = lambda stage, seconds, values: self.metric(  # noqa: E731
-            at, stage, seconds, values
-        )
-        return heldout.evaluate(self.recipe, self.run, directory, self.problems, verifier, policy, self.seed,
-                                self.show_progress, log, self.procs)  # fmt: skip
+        return heldout.evaluate(
+            self.recipe, self.run, directory, self.problems, verifier, policy, self.seed, self.show_progress,
+            lambda stage, seconds, values: self.metric(at, stage, seconds, values), self.procs,
+        )  # fmt: skip
 
     def metric(self, at: int, stage: str, seconds: float, values: dict[str, Any]) -> None:
         """One record of ``metrics.jsonl`` (and of the trackers), from the main process."""

@@ -35,13 +35,16 @@ class RunStages:
     policy: Policy | LivePolicy
     show_progress: bool = True
     procs: Processes = field(default_factory=lambda: SINGLE)
+    stages: Stages = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stages = Stages(self.run, 0, self.procs, self.show_progress)  # offline; each stage is given its seed
 
     def generate(self, name: str, generator: Generator, jobs: list[Job], role: str, n: int, seed: int) -> list[Rollout]:
-        stages = Stages(self.run, seed, self.procs, self.show_progress)
-        return stages.generate(name, generator, self.policy, jobs, role, n, seed)
+        return self.stages.generate(name, generator, self.policy, jobs, role, n, seed)
 
     def verify(self, name: str, verifier: Verifier, rollouts: list[Rollout]) -> list[Rollout]:
-        return Stages(self.run, 0, self.procs).verify(name, [("", verifier)], rollouts)
+        return self.stages.verify(name, [("", verifier)], rollouts)
 
     def seed(self, seed: int, *parts: Any) -> int:
         return stage_seed(seed, *parts)
