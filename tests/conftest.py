@@ -94,7 +94,7 @@ roles:
   - name: rationale
     prompt: {{template: "{{question}}"}}
   - name: rationalization
-    when: {{role: rationale, passed: false}}
+    source: {{name: task, role: rationale, passed: false}}
     prompt: {{template: "{{question}} (Hint: {{answer}})"}}
     train_prompt_from: rationale
 generator: {{name: hf, temperature: 1.0, max_new_tokens: 8, batch_size: 4}}

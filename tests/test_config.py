@@ -27,7 +27,7 @@ updater: sft
 roles:
   - name: rationale
   - name: rationalization
-    when: {role: rationale, passed: false}
+    source: {name: task, role: rationale, passed: false}
     prompt: {template: "{question} (Hint: {answer})"}
     train_prompt_from: rationale
 """
@@ -267,7 +267,7 @@ def test_overrides_nested_list_index_and_yaml_types(tmp_path):
         [
             "generator.temperature=0.5",  # no generator in the recipe: the default hf gets the setting
             "roles.0.n=2",
-            "roles.1.when.passed=true",
+            "roles.1.source.passed=true",
             "task.kinds=[add, sub]",
             "task.limit=null",
             "loop.iterations=0",
@@ -277,7 +277,7 @@ def test_overrides_nested_list_index_and_yaml_types(tmp_path):
     )
     assert (recipe.generator.name, recipe.generator.args) == ("hf", {"temperature": 0.5})
     assert recipe.roles[0].n == 2 and recipe.roles[1].n == 1
-    assert recipe.roles[1].when.passed is True
+    assert recipe.roles[1].source.args == {"role": "rationale", "passed": True}
     assert (recipe.task.name, recipe.task.args) == ("arithmetic", {"kinds": ["add", "sub"]})  # `task: arithmetic`
     assert recipe.task.limit is None
     assert recipe.loop.iterations == 0
@@ -437,11 +437,23 @@ def role_problems(tmp_path: Path, roles: str, extra: str = "") -> list[str]:
     return problems(write(tmp_path, "r.yaml", MINIMAL + "roles:\n" + roles + extra))
 
 
-def test_when_must_name_an_earlier_role(tmp_path):
-    found = role_problems(tmp_path, "  - name: a\n    when: {role: b}\n  - name: b\n")
-    assert len(found) == 1 and "roles.0.when.role: 'b' is not an earlier role (earlier: none)" in found[0]
-    found = role_problems(tmp_path, "  - name: a\n  - name: b\n    when: {role: b}\n")
-    assert len(found) == 1 and "roles.1.when.role: 'b' is not an earlier role" in found[0]
+def test_a_source_must_name_an_earlier_role(tmp_path):
+    found = role_problems(tmp_path, "  - name: a\n    source: {name: task, role: b}\n  - name: b\n")
+    assert len(found) == 1
+    assert "roles.0.source: reads role 'b', which is not an earlier role (earlier: none)" in found[0]
+    found = role_problems(tmp_path, "  - name: a\n  - name: b\n    source: {name: task, role: b}\n")
+    assert len(found) == 1 and "roles.1.source: reads role 'b', which is not an earlier role (earlier: a)" in found[0]
+
+
+def test_a_retired_key_says_what_replaced_it(tmp_path):
+    (problem,) = role_problems(tmp_path, "  - name: a\n  - name: b\n    when: {role: a, passed: false}\n")
+    assert "roles.1.when: replaced by the role's source" in problem
+    assert "source: {name: task, role: R, passed: P}" in problem
+
+
+def test_an_offline_role_reads_no_buffer(tmp_path):
+    (problem,) = role_problems(tmp_path, "  - name: a\n    source: {name: buffer, buffer: tasks}\n")
+    assert "roles.0.source: reads buffer 'tasks', which is not declared (buffers: none)" in problem
 
 
 def test_duplicate_role_names(tmp_path):

@@ -86,3 +86,23 @@ def test_seeds_and_draws_come_from_the_context(tmp_path: Path) -> None:
 
     batch = [Problem("p0", "q", "a")]
     assert stages.draw(Batch(), StepContext(1, random.Random(0), batch)) == batch
+
+
+def test_the_task_source_keeps_the_problems_an_earlier_role_failed_or_passed() -> None:
+    """STaR's rationalization as a source: a problem counts as passed when any of its rollouts passed."""
+    from selfimprove import registry
+    from selfimprove.records import Rollout
+
+    batch = [Problem(str(i), f"q{i}") for i in range(4)]
+
+    def sample(problem: str, k: int, passed: bool) -> Rollout:
+        return Rollout(f"rationale/{problem}/{k}", "rationale", problem, [], "", verdict=Verdict(float(passed), passed))
+
+    # problem 0: both samples fail; 1: the second of two passes; 2: passes; 3: the role never saw it
+    rollouts = [sample("0", 0, False), sample("0", 1, False), sample("1", 0, False), sample("1", 1, True),
+                sample("2", 0, True)]  # fmt: skip
+    ctx = StepContext(1, random.Random(0), batch, {"rationale": rollouts})
+    task = registry.get("source", "task")
+    assert [p.id for p in task(role="rationale").problems(ctx)] == ["0"]
+    assert [p.id for p in task(role="rationale", passed=True).problems(ctx)] == ["1", "2"]
+    assert [p.id for p in task().problems(ctx)] == ["0", "1", "2", "3"]

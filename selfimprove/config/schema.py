@@ -75,28 +75,22 @@ class Prompt:
 
 
 @dataclass
-class Trigger:
-    """Which records of an earlier role become this role's tasks."""
-
-    role: str
-    passed: bool = False
-
-
-@dataclass
 class Role:
-    """One generation pass of an iteration or a step. Later roles can work on earlier roles' results.
+    """One generation pass of a step (an offline iteration is a step whose batch is the whole split). Later roles
+    can work on earlier roles' results.
 
-    Offline, a role takes the task's problems, or those an earlier role passed or failed (``when``). Online, its
-    ``source`` says where its problems come from, it has its own ``verifiers`` (default: the recipe's verifier)
-    and reward functions (``rewards``, default: the first verifier's score), its advantages are grouped by
-    ``group_by`` and its loss weighted by ``loss_weight``; ``train: false`` keeps it out of the update (AZR's
-    learnability samples only score proposals). ``stage: seed`` runs the role only in the seeding stage, the rounds
-    before the first step that fill the buffers (``buffers[].target``, ``loop.seed_steps``), never in a step.
+    Its ``source`` says where its problems come from (default: the step's batch of the task; ``{name: task, role:
+    rationale, passed: false}`` the problems an earlier role failed, STaR's rationalization) and its ``verifiers``
+    judge the rollouts (default: the recipe's verifier). Offline, ``train_prompt_from`` trains on another role's
+    prompt (STaR's hint-free one). Online, its reward functions (``rewards``, default: the first verifier's score)
+    score every rollout, its advantages are grouped by ``group_by`` and its loss weighted by ``loss_weight``;
+    ``train: false`` keeps it out of the update (AZR's learnability samples only score proposals). ``stage: seed``
+    runs the role only in the seeding stage, the rounds before the first step that fill the buffers
+    (``buffers[].target``, ``loop.seed_steps``), never in a step.
     """
 
     name: str
     prompt: Prompt = field(default_factory=Prompt)
-    when: Trigger | None = None
     train_prompt_from: str | None = None
     n: int = 1
     generation: dict[str, Any] = field(default_factory=dict)
@@ -109,7 +103,12 @@ class Role:
     stage: Literal["train", "seed"] = "train"
 
 
-ONLINE_ROLE_KEYS = ("source", "verifiers", "rewards", "group_by", "loss_weight", "train", "stage")
+ONLINE_ROLE_KEYS = ("rewards", "group_by", "loss_weight", "train", "stage")
+# Keys a recipe of an earlier version may still hold, with what replaced them.
+RETIRED_KEYS = {
+    (Role, "when"): "replaced by the role's source: when: {role: R, passed: P} is source: {name: task, role: R, "
+    "passed: P}",
+}
 
 
 @dataclass
@@ -257,6 +256,9 @@ class _Builder:
         fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
+            if (cls, key) in RETIRED_KEYS:
+                self.problem((*path, key), RETIRED_KEYS[cls, key])
+                continue
             if key not in fields:
                 close = difflib.get_close_matches(key, list(fields), n=1)
                 hint = f" Did you mean '{close[0]}'?" if close else ""
@@ -382,10 +384,11 @@ def _check_roles(recipe: Recipe, b: _Builder) -> None:
         path: KeyPath = ("roles", i)
         if role.name in seen:
             b.problem((*path, "name"), f"duplicate role name '{role.name}'")
-        if role.when and role.when.role not in seen:
-            b.problem((*path, "when", "role"), f"'{role.when.role}' is not an earlier role (earlier: {seen or 'none'})")
         if role.n < 1:
             b.problem((*path, "n"), f"must be at least 1, got {role.n}")
+        same_stage = [r.name for r in recipe.roles[:i] if r.stage == role.stage]  # the roles a step (a round) ran
+        buffers = [buf.name for buf in recipe.buffers]
+        _check_source(role.source or Component("source", "task"), (*path, "source"), same_stage, buffers, b)
         try:  # the system message is used verbatim; only the template is formatted
             fields = _template_fields(role.prompt.template)
         except ValueError as exc:
@@ -477,14 +480,10 @@ def _check_mode(recipe: Recipe, b: _Builder) -> None:
     uses_task = False
     for i, role in enumerate(recipe.roles):
         path: KeyPath = ("roles", i)
-        for key in ("when", "train_prompt_from"):
-            if getattr(role, key):
-                b.problem((*path, key), "applies to offline runs; online, an earlier role feeds this one through "
-                          "source: {name: role, role: ..., passed: ...}")  # fmt: skip
-        source = role.source or Component("source", "task")
-        uses_task |= source.name == "task"
-        same_stage = [r.name for r in recipe.roles[:i] if r.stage == role.stage]  # the roles a step (a round) ran
-        _check_source(source, (*path, "source"), same_stage, buffers, b)
+        if role.train_prompt_from:
+            b.problem((*path, "train_prompt_from"), "applies to offline runs: online, the update scores the prompt "
+                      "each rollout was sampled from")  # fmt: skip
+        uses_task |= (role.source or Component("source", "task")).name == "task"
         verifiers = recipe.verifiers_of(role)
         tags = [v.tag for v in verifiers]
         for j, tag in enumerate(tags):
@@ -589,10 +588,11 @@ def _check_source(spec: Component, path: KeyPath, earlier: list[str], buffers: l
         return
     for role in roles_read(source):
         if role not in earlier:
-            b.problem(path, f"reads role '{role}', which is not an earlier role (earlier: {earlier or 'none'})")
+            named = ", ".join(earlier) or "none"
+            b.problem(path, f"reads role '{role}', which is not an earlier role (earlier: {named})")
     for buffer in buffers_read(source):
         if buffer not in buffers:
-            b.problem(path, f"reads buffer '{buffer}', which is not declared (buffers: {buffers or 'none'})")
+            b.problem(path, f"reads buffer '{buffer}', which is not declared (buffers: {', '.join(buffers) or 'none'})")
 
 
 def _check_eval_sampling(spec: Eval, b: _Builder) -> None:

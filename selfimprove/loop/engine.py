@@ -1,23 +1,28 @@
 """What an offline and an online run share: the run directory, the processes, the seed, the trackers and the stages;
-the start that checks a run to resume and reads every data set before a model loads; the held-out evaluation; one
-metric and one summary path. ``loop.runner`` (iterations) and ``loop.online`` (steps of one live policy) differ in
-what a unit of the run is and in the update's life cycle."""
+the start that checks a run to resume, reads every data set before a model loads and builds the roles' parts; the
+roles' play (draw, generate, verify); the held-out evaluation; one metric and one summary path. ``loop.runner``
+(iterations: the step's batch is the whole split, the update restarts from the base or the last iterate) and
+``loop.online`` (steps of one live policy) differ in what a step's batch is and in the update's life cycle."""
 
 from __future__ import annotations
 
+import json
+import random
 import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
-from selfimprove.config.schema import Component, Logging, Recipe
+from selfimprove.config.schema import Component, Logging, Recipe, Role
 from selfimprove.errors import UserError
 from selfimprove.loop import heldout, manifest
 from selfimprove.loop.distributed import Processes
-from selfimprove.loop.stages import Stages
+from selfimprove.loop.stages import Stages, Timer
 from selfimprove.models.live import LivePolicy
 from selfimprove.progress import console
-from selfimprove.records import Problem
+from selfimprove.prompts import render
+from selfimprove.records import Job, Problem, Rollout
 from selfimprove.rundir import RunDir
+from selfimprove.sources import Buffer, StepContext
 from selfimprove.tracking import Trackers
 from selfimprove.verifiers import Verifier
 
@@ -35,6 +40,7 @@ class Engine:
 
     unit: ClassVar[str]  # what the run counts, as metrics.jsonl and summary.json name it: "iteration" or "step"
     online: ClassVar[bool]
+    seed_scope: ClassVar[tuple[str, ...]] = ()  # what a role's sampling seed is drawn under, besides the step
 
     def __init__(self, recipe: Recipe, run_dir: str | Path, show_progress: bool = True):
         self.recipe, self.loop = recipe, recipe.loop
@@ -62,6 +68,73 @@ class Engine:
         self.problems = {f"eval:{t.tag}": load_problems(t) for t in self.recipe.eval.tasks}
         if self.is_main:
             self.run.write_json(RunDir.MANIFEST, manifest.build(self.recipe, sys.argv))
+        self.build_roles()
+
+    def build_roles(self) -> None:
+        """Each role's source, verifiers and generator. Roles with the same verifier spec share one instance (a judge
+        loads its model once), and roles with the same generation settings one generator (one vLLM engine)."""
+        recipe = self.recipe
+        self.eval_verifier = recipe.verifier.build() if recipe.verifier else None
+        built: dict[int, Verifier] = {id(recipe.verifier): self.eval_verifier} if recipe.verifier else {}
+        generators: dict[str, Any] = {}
+        self.sources, self.verifiers, self.generators = {}, {}, {}
+        for role in recipe.roles:
+            self.sources[role.name] = (role.source or Component("source", "task")).build()
+            specs = recipe.verifiers_of(role)
+            for spec in specs:
+                if id(spec) not in built:
+                    built[id(spec)] = spec.build()
+            self.verifiers[role.name] = [(spec.tag, built[id(spec)]) for spec in specs]
+            settings = json.dumps(role.generation, sort_keys=True)
+            if settings not in generators:
+                generators[settings] = recipe.generator.build(**role.generation)
+            self.generators[role.name] = generators[settings]
+        self.buffers: dict[str, Buffer] = {}
+
+    # -- the roles' play ---------------------------------------------------------------------------------------------
+    def play(
+        self, key: int | str, roles: list[Role], d: str, batch: list[Problem], policy: LivePolicy
+    ) -> tuple[dict[str, list[Rollout]], dict[str, float]]:
+        """Each role in order: its problems from its source (which may read the step's batch, the earlier roles'
+        rollouts and the buffers), ``n`` samples each from ``policy``, its verifiers' verdicts; records in ``d``,
+        resumable by batch. ``key`` (the step, or a seeding round's name) seeds the sources and the sampling."""
+        times = {"generate": 0.0, "verify": 0.0}
+        by_role: dict[str, list[Rollout]] = {}
+        self.procs.generated = 0  # the step's requests only (not an evaluation's)
+        for role in roles:
+            rng = random.Random(self.stages.seed_for("source", key, role.name))
+            problems = self.stages.draw(self.sources[role.name], StepContext(
+                key if isinstance(key, int) else 0, rng, batch, dict(by_role), self.buffers))  # fmt: skip
+            seed = self.stages.seed_for(*self.seed_scope, key, role.name)
+            with Timer() as generated:
+                rollouts = self.stages.generate(
+                    f"{d}/rollouts-{role.name}.jsonl", self.generators[role.name], policy, self.jobs(role, problems),
+                    role.name, role.n, seed,
+                )  # fmt: skip
+            with Timer() as verified:
+                verifiers = self.verifiers[role.name]
+                rollouts = self.stages.verify(f"{d}/verified-{role.name}.jsonl", verifiers, rollouts, policy)
+            times["generate"] += generated.seconds
+            times["verify"] += verified.seconds
+            by_role[role.name] = rollouts
+            self.played(key, role, rollouts, generated.seconds + verified.seconds)
+        return by_role, times
+
+    def jobs(self, role: Role, problems: list[Problem]) -> list[Job]:
+        """Each problem with the prompt the role samples from and, offline, the one its update trains on when that
+        differs (``train_prompt_from``, exemplars left out unless ``train_few_shot``: STaR trains on the hint-free
+        prompt). Online the update scores the prompt each rollout was sampled from, as a policy gradient must."""
+        if self.online:
+            return [(p, render(role.prompt, p), None) for p in problems]
+        train = self.recipe.role(role.train_prompt_from).prompt if role.train_prompt_from else role.prompt
+        jobs = []
+        for p in problems:
+            prompt, train_prompt = render(role.prompt, p), render(train, p, few_shot=train.train_few_shot)
+            jobs.append((p, prompt, train_prompt if train_prompt != prompt else None))
+        return jobs
+
+    def played(self, key: int | str, role: Role, rollouts: list[Rollout], seconds: float) -> None:
+        """Called after each role of ``play`` (an offline iteration logs each role's generation)."""
 
     def evaluate_in(
         self, at: int, directory: str, verifier: Verifier | None, policy: LivePolicy

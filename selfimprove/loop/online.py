@@ -22,7 +22,8 @@ A step's records are a cache of a deterministic computation: a killed run restar
 replays the steps after it from their records (only their updates are recomputed), and ends with the same weights
 and metrics as an uninterrupted run.
 
-What it shares with an offline run (the start, the evaluation, the metric and summary path) is ``loop.engine``.
+What it shares with an offline run (the start, the roles' play, the evaluation, the metric and summary path) is
+``loop.engine``.
 Under several processes (``selfimprove.loop.distributed``) each generates and verifies its share of every role;
 the sources, the rewards and the buffers run on the main process, which sends each role's problems and the
 rewarded rollouts to the others; every process joins the update; only the main process touches the run directory.
@@ -45,7 +46,6 @@ from selfimprove.loop.engine import Engine
 from selfimprove.loop.sampler import EpochSampler
 from selfimprove.models.embedded import resolve
 from selfimprove.progress import console
-from selfimprove.prompts import render
 from selfimprove.records import Example, Problem, Rollout
 from selfimprove.rewards import StepRollouts
 from selfimprove.rewards.stage import Term, assign_rewards, check_failures
@@ -55,22 +55,16 @@ from selfimprove.tasks.jsonl import json_objects
 
 
 class OnlineRunner(Engine):
-    unit, online = "step", True
+    unit, online, seed_scope = "step", True, ("step",)
 
     # -- setup -----------------------------------------------------------------------------------------------------
     def start(self) -> None:
         super().start()
         self.sampler = EpochSampler(self.train, self.loop.batch_size, self.seed) if self.train else None
-        self.sources = {r.name: (r.source or Component("source", "task")).build() for r in self.recipe.roles}
-        self.verifiers = {
-            r.name: [(v.tag, v.build()) for v in self.recipe.verifiers_of(r)] for r in self.recipe.roles
-        }  # fmt: skip
         self.rewards = {r.name: reward_terms(r) for r in self.recipe.roles}
         self.buffers = {b.name: Buffer(b.name, seed_problems(b), b.max_size) for b in self.recipe.buffers}
         self.feeds = {b.name: b.feed.build() for b in self.recipe.buffers if b.feed is not None}
         self.seed_feeds = {b.name: b.seed_feed.build() for b in self.recipe.buffers if b.seed_feed is not None}
-        self.generators = {r.name: self.recipe.generator.build(**r.generation) for r in self.recipe.roles}
-        self.eval_verifier = self.recipe.verifier.build() if self.recipe.verifier else None
 
     # -- the run ---------------------------------------------------------------------------------------------------
     def execute(self) -> dict[str, Any]:
@@ -118,7 +112,7 @@ class OnlineRunner(Engine):
                 break
             wanted = {role for name in hungry for role in roles_read(self.seed_feeds[name])}
             start = time.perf_counter()
-            by_role, _ = self.play(0, [r for r in roles if r.name in wanted], f"seed-{k:06d}", f"seed-{k}")
+            by_role, _ = self.play_round(0, [r for r in roles if r.name in wanted], f"seed-{k:06d}", f"seed-{k}")
             if self.is_main:
                 values: dict[str, Any] = {"round": k}
                 for role in roles:
@@ -136,9 +130,9 @@ class OnlineRunner(Engine):
 
     def step(self, step: int) -> None:
         start, cpu = time.perf_counter(), time.process_time()
-        self.procs.generated = 0  # this step's requests only (not an evaluation's)
+        self.procs.generated = 0  # this step's requests only (not an evaluation's), replayed or not
         train = [r for r in self.recipe.roles if r.stage == "train"]
-        rollouts, times = self.play(step, train, RunDir.step_dir(step), step)
+        rollouts, times = self.play_round(step, train, RunDir.step_dir(step), step)
         examples = self.examples(rollouts)
         with stages.Timer() as t:
             update = self.trainer.step(examples, self.stages.seed_for("update", step))
@@ -148,37 +142,21 @@ class OnlineRunner(Engine):
         update["requests_per_process"] = self.procs.take_generated()
         self.log_step(step, rollouts, update, times)
 
-    # -- one step's play -------------------------------------------------------------------------------------------
-    def play(
+    # -- one step's play, rewarded ----------------------------------------------------------------------------------
+    def play_round(
         self, step: int, roles: list[Role], d: str, key: int | str
     ) -> tuple[dict[str, list[Rollout]], dict[str, float]]:
-        """The rollouts of ``roles`` in the step (or seeding round) whose records are in ``d``, verified and
-        rewarded (read back when the records exist); the buffers are fed either way. ``key`` seeds the sampling."""
-        seeding = isinstance(key, str)
-        times = {"generate": 0.0, "verify": 0.0, "reward": 0.0}
+        """The rollouts of ``roles`` in the step (or seeding round) whose records are in ``d``, played on the step's
+        batch and rewarded (read back when the records exist); the buffers are fed either way."""
         recorded = self.stages.recorded(f"{d}/rollouts.jsonl")
         if recorded is not None:
             by_role = self.by_role(recorded)
             if self.is_main:
                 self.feed(step, by_role, key)
-            return by_role, times
+            return by_role, {"generate": 0.0, "verify": 0.0, "reward": 0.0}
+        seeding = isinstance(key, str)
         batch = self.sampler.batch(step) if self.sampler and self.is_main and not seeding else []
-        by_role: dict[str, list[Rollout]] = {}
-        policy = self.trainer.policy
-        for role in roles:
-            ctx = StepContext(step, self.rng(key, role.name), batch, dict(by_role), self.buffers)
-            jobs = [(p, render(role.prompt, p), None) for p in self.stages.draw(self.sources[role.name], ctx)]
-            generator, seed = self.generators[role.name], self.stages.seed_for("step", key, role.name)
-            with stages.Timer() as t:
-                rollouts = self.stages.generate(
-                    f"{d}/rollouts-{role.name}.jsonl", generator, policy, jobs, role.name, role.n, seed
-                )
-            times["generate"] += t.seconds
-            with stages.Timer() as t:
-                verifiers = self.verifiers[role.name]
-                rollouts = self.stages.verify(f"{d}/verified-{role.name}.jsonl", verifiers, rollouts, policy)
-            times["verify"] += t.seconds
-            by_role[role.name] = rollouts
+        by_role, times = self.play(key, roles, d, batch, self.trainer.policy)
         with stages.Timer() as t:
             records = self.procs.on_main(lambda: self.reward(step, roles, by_role, d, key))
         times["reward"] = t.seconds
@@ -205,9 +183,6 @@ class OnlineRunner(Engine):
     def by_role(self, rollouts: list[Rollout]) -> dict[str, list[Rollout]]:
         return {r.name: [x for x in rollouts if x.role == r.name] for r in self.recipe.roles}
 
-    def rng(self, key: int | str, *parts: str) -> random.Random:
-        return random.Random(self.stages.seed_for("source", key, *parts))
-
     def feed(self, step: int, by_role: dict[str, list[Rollout]], key: int | str) -> None:
         """Add each buffer's feed's problems of this step; in a seeding round (``key`` a text), each buffer's
         seed feed's problems, those it already holds skipped (AZR's seed set holds each triplet once)."""
@@ -215,7 +190,8 @@ class OnlineRunner(Engine):
         for name, source in (self.seed_feeds if seeding else self.feeds).items():
             if not all(role in by_role for role in roles_read(source)):
                 continue
-            ctx = StepContext(step, self.rng(key, "buffer", name), [], by_role, self.buffers)
+            rng = random.Random(self.stages.seed_for("source", key, "buffer", name))
+            ctx = StepContext(step, rng, [], by_role, self.buffers)
             self.buffers[name].add(source.problems(ctx), step, origin=key if seeding else None, unique=seeding)
 
     def examples(self, by_role: dict[str, list[Rollout]]) -> list[Example]:

@@ -1,5 +1,5 @@
-"""Run a recipe: iteration 0 evaluates the starting model; each later iteration runs
-generate (per role) -> verify -> select -> update -> evaluate."""
+"""Run a recipe: iteration 0 evaluates the starting model; each later iteration is a step whose batch is the whole
+split (its roles play as an online step's do), then select -> update (from the base or the last iterate) -> evaluate."""
 
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ from selfimprove.models import Policy
 from selfimprove.models.embedded import resolve
 from selfimprove.models.live import LoadedPolicy
 from selfimprove.progress import console
-from selfimprove.prompts import render
-from selfimprove.records import Example, Problem, Rollout
+from selfimprove.records import Example, Rollout
 from selfimprove.rundir import RunDir
 from selfimprove.updaters import UpdateContext
 
@@ -48,53 +47,25 @@ class Runner(Engine):
         self.start_checkpoint = str(Path(start).resolve()) if start is not None else None
         super().start()
         self.base = resolve(self.recipe.model)
-        self.generator = self.recipe.generator.build()
-        self.verifier = self.recipe.verifier.build()
-
-    def _generator_for(self, overrides: dict[str, Any]) -> Any:
-        # Roles that change no generation setting share one generator, and with it the loaded model.
-        return self.recipe.generator.build(**overrides) if overrides else self.generator
 
     # -- one iteration ---------------------------------------------------------------------------------
-    def jobs_for(self, role: Role, problems: list[Problem], earlier: dict[str, list[Rollout]]) -> list[tuple]:
-        if role.when:
-            passed: dict[str, bool] = {}
-            for r in earlier[role.when.role]:
-                passed[r.problem_id] = passed.get(r.problem_id, False) or bool(r.verdict and r.verdict.passed)
-            problems = [p for p in problems if passed.get(p.id) is role.when.passed]
-        train = (self.recipe.role(role.train_prompt_from) if role.train_prompt_from else role).prompt
-        jobs = []
-        for p in problems:
-            prompt, train_prompt = render(role.prompt, p), render(train, p, few_shot=train.train_few_shot)
-            jobs.append((p, prompt, train_prompt if train_prompt != prompt else None))
-        return jobs
-
     def iteration(self, it: int, policy: Policy) -> Policy:
+        """The step whose batch is the whole split: every role's rollouts, the selection over all of them, and an
+        update that restarts from the base (STaR, ReST-EM) or from the last iterate (SPIN)."""
         d = RunDir.iteration_dir(it)
-        problems = self.train
-        earlier: dict[str, list[Rollout]] = {}
-        for role in self.recipe.roles:
-            jobs = self.jobs_for(role, problems, earlier)
-            self.procs.generated = 0  # this role's requests only
-            generator, live = self._generator_for(role.generation), self.loaded(policy)
-            seed = self.stages.seed_for(it, role.name)
-            with stages.Timer() as t:
-                rollouts = self.stages.generate(
-                    f"{d}/rollouts-{role.name}.jsonl", generator, live, jobs, role.name, role.n, seed
-                )
-                rollouts = self.stages.verify(f"{d}/verified-{role.name}.jsonl", [("", self.verifier)], rollouts, live)
-            earlier[role.name] = rollouts
-            self.metric(it, f"generate:{role.name}", t.seconds, {
-                "rollouts": len(rollouts),
-                "passed": sum(bool(r.verdict and r.verdict.passed) for r in rollouts),
-                "mean_tokens": sum(r.num_tokens for r in rollouts) / max(len(rollouts), 1),
-                "entropy": mean([r.entropy for r in rollouts]),
-                "requests_per_process": self.procs.take_generated(),
-            })  # fmt: skip
-        all_rollouts = [r for role in self.recipe.roles for r in earlier[role.name]]
-        selector = self.recipe.selector.build()
-        examples = self.stages.select(f"{d}/selected.jsonl", selector, all_rollouts)
+        by_role, _ = self.play(it, self.recipe.roles, d, self.train, self.loaded(policy))
+        rollouts = [r for role in self.recipe.roles for r in by_role[role.name]]
+        examples = self.stages.select(f"{d}/selected.jsonl", self.recipe.selector.build(), rollouts)
         return self.update(it, policy, examples + self.replayed(it))
+
+    def played(self, it: int | str, role: Role, rollouts: list[Rollout], seconds: float) -> None:
+        self.metric(it, f"generate:{role.name}", seconds, {
+            "rollouts": len(rollouts),
+            "passed": sum(bool(r.verdict and r.verdict.passed) for r in rollouts),
+            "mean_tokens": sum(r.num_tokens for r in rollouts) / max(len(rollouts), 1),
+            "entropy": mean([r.entropy for r in rollouts]),
+            "requests_per_process": self.procs.take_generated(),
+        })  # fmt: skip
 
     def replayed(self, it: int) -> list[Example]:
         """The examples selected in the previous ``loop.replay`` iterations: SPIN trains iteration t on its new
@@ -141,7 +112,7 @@ class Runner(Engine):
 
     # -- evaluation ------------------------------------------------------------------------------------
     def evaluate(self, it: int, policy: Policy) -> dict[str, dict[str, float]]:
-        return self.evaluate_in(it, RunDir.iteration_dir(it), self.verifier, self.loaded(policy))
+        return self.evaluate_in(it, RunDir.iteration_dir(it), self.eval_verifier, self.loaded(policy))
 
     def loaded(self, policy: Policy) -> LoadedPolicy:
         """``policy`` in memory, loaded once for the roles that sample from it and for its evaluation."""

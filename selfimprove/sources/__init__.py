@@ -1,6 +1,8 @@
-"""Problem sources: where an online role's problems come from at each step.
+"""Problem sources: where a role's problems come from at each step (an offline iteration is a step whose batch is the
+whole split).
 
-A role samples from its source's problems: the step's draw from the task (``task``), a fixed prompt repeated
+A role samples from its source's problems: the step's draw from the task (``task``; with ``role``, the problems an
+earlier role failed or passed: STaR's rationalization), a fixed prompt repeated
 (``fixed``, LSP's challenger), an earlier role's verified rollouts turned into problems by a parser (``role``,
 LSP's solver answering the challenger's queries), or a buffer that lives across steps (``buffer``, AZR's task
 buffers). A buffer is filled by a source too (``buffers[].feed``), evaluated at the end of each step.
