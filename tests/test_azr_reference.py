@@ -68,6 +68,24 @@ def test_the_answer_is_read_after_the_last_answer_tag() -> None:
     assert parse_solution("```output\n1\n```", "deduction") is None
 
 
+def test_open_block_reads_an_answer_block_the_text_ends_inside() -> None:
+    """Not the reference's rule (its pattern needs the closing fence): azr_cpu.yaml's learnability samples."""
+    cut = " f(3, 7) = 3 + 7 = 10. </think> <answer>\n```output\n10"
+    assert parse_solution(cut, "deduction") == "```output\n10"  # the reference: no block, the whole answer text
+    assert parse_solution(cut, "deduction", open_block=True) == "10"
+    closed = "<answer>```output\n1\n```\n```output\n2\n```</answer>"
+    assert parse_solution(closed, "deduction", open_block=True) == "2"  # closed blocks: nothing changes
+    assert parse_solution("<answer> 'Hello' </answer>", "abduction", open_block=True) == "'Hello'"
+    assert parse_solution("<answer>```input\n1, 2\n```\n```input\n3, 4", "abduction", open_block=True) == "3, 4"
+    assert parse_solution("<answer>```python\ndef f(a):\n    return a", "induction", open_block=True) == (
+        "def f(a):\n    return a"
+    )
+    verdicts = AZRSolution(require_format=False, open_block=True).verify(
+        [Rollout("r", "learn", "p", [], cut, meta={"task_type": "deduction", "output": "10"})]
+    )
+    assert verdicts[0].passed and not verdicts[0].info["format"]
+
+
 def test_a_proposal_is_the_first_block_and_the_first_input() -> None:
     text = IO.format("def f(a):\n    return a", "1") + "\n```input\n2\n```"
     assert parse_proposal(text, "deduction") == {"program": "def f(a):\n    return a", "input": "1"}

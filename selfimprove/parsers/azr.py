@@ -27,7 +27,7 @@ import re
 from typing import Any
 
 from selfimprove.errors import UserError
-from selfimprove.parsers.fences import FenceError, fenced_blocks
+from selfimprove.parsers.fences import FENCE, FenceError, fenced_blocks
 from selfimprove.records import Problem, Rollout
 
 TASK_TYPES = ("deduction", "abduction", "induction")
@@ -87,17 +87,20 @@ def parse_proposal(text: str, task_type: str, inputs: int = 10) -> dict[str, Any
     return {"program": program[1], "input": given}
 
 
-def parse_solution(completion: str, task_type: str) -> str | None:
+def parse_solution(completion: str, task_type: str, open_block: bool = False) -> str | None:
     """A solver's answer, as the reference reads it from the answer text: the last ``output`` block (deduction) or
     ``input`` block (abduction), else the whole answer text; the last ``python`` or untagged block (induction). None
-    when there is no ``<answer>`` (or, induction, no code block)."""
+    when there is no ``<answer>`` (or, induction, no code block). ``open_block`` (not the reference's rule) reads a
+    block the answer text ends inside as closed there: a small model often ends its turn right after the value."""
     body = answer(completion)
     if body is None:
         return None
+    # A fence added after the text closes an open block; after a closed one it opens nothing (no line follows it).
+    scanned = body + "\n" + FENCE if open_block else body
     if task_type == "induction":
-        code = [text for kind, text in fences(body) if kind in ("python", "")]
+        code = [text for kind, text in fences(scanned) if kind in ("python", "")]
         return code[-1] if code else None
-    found = blocks(body, "output" if task_type == "deduction" else "input")
+    found = blocks(scanned, "output" if task_type == "deduction" else "input")
     return found[-1] if found else body
 
 

@@ -167,17 +167,19 @@ class AZRProposal:
 
 class AZRSolution:
     """A solver's answer to a task of the type in ``meta.task_type`` (the fields ``azr_task`` made), checked;
-    ``info["format"]`` is the reference's format rule, and with ``require_format`` a broken frame fails."""
+    ``info["format"]`` is the reference's format rule, and with ``require_format`` a broken frame fails.
+    ``open_block`` reads an answer block the completion ends inside as closed (``parsers.azr.parse_solution``)."""
 
     def __init__(
         self,
         require_format: bool = True,
+        open_block: bool = False,
         timeout: float = 5.0,
         memory_mb: int = 1024,
         workers: int = 0,
         isolation: str = "auto",
     ):
-        self.require_format = require_format
+        self.require_format, self.open_block = require_format, open_block
         self.executor = _executor(timeout, memory_mb, workers, isolation)
 
     def verify(self, rollouts: list[Rollout]) -> list[Verdict]:
@@ -190,7 +192,7 @@ class AZRSolution:
                 verdicts[i] = Verdict(float("nan"), False, {"error": "rollout.meta has no AZR task_type"})
                 continue
             form = well_formed(rollout.completion)
-            solution = parse_solution(rollout.completion, task_type)
+            solution = parse_solution(rollout.completion, task_type, self.open_block)
             if solution is None or (self.require_format and not form):
                 status = "format" if self.require_format and not form else "unparsed"
                 verdicts[i] = Verdict(0.0, False, {"format": form, "status": status})
