@@ -61,10 +61,11 @@ def main() -> None:
         task = out.id.split("/")[0]
         role, fields = meta[task]
         by_task.setdefault(task, []).append(Rollout(out.id, role.name, task, [], out.text, meta=fields))
+    verifiers = {name: recipe.verifiers_of(roles[name])[0].build() for name in ("learn_deduction", "learn_abduction")}
     solved = 0
     for task in sorted(by_task, key=int):
         role, fields = meta[task]
-        verifier = recipe.verifiers_of(role)[0].build()
+        verifier = verifiers[role.name]
         rollouts = sorted(by_task[task], key=lambda r: int(r.id.split("/")[1]))
         verdicts = verifier.verify(rollouts)
         count = sum(v.passed for v in verdicts)

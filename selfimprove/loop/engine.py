@@ -52,6 +52,7 @@ class Engine:
         # A missing package fails here. Only the main process logs: the others would open second W&B runs.
         self.trackers = Trackers(recipe.logging if self.is_main else Logging(), self.run.root, recipe.resolved)
         self.stages = Stages(self.run, self.seed, self.procs, self.show_progress, online=self.online)
+        self.buffers: dict[str, Buffer] = {}  # problems that live across steps (online runs declare them)
 
     def start(self) -> None:
         """Everything that can fail before a model loads: a run directory that holds another recipe, an adapter
@@ -74,22 +75,24 @@ class Engine:
         """Each role's source, verifiers and generator. Roles with the same verifier spec share one instance (a judge
         loads its model once), and roles with the same generation settings one generator (one vLLM engine)."""
         recipe = self.recipe
-        self.eval_verifier = recipe.verifier.build() if recipe.verifier else None
-        built: dict[int, Verifier] = {id(recipe.verifier): self.eval_verifier} if recipe.verifier else {}
-        generators: dict[str, Any] = {}
-        self.sources, self.verifiers, self.generators = {}, {}, {}
-        for role in recipe.roles:
-            self.sources[role.name] = (role.source or Component("source", "task")).build()
-            specs = recipe.verifiers_of(role)
-            for spec in specs:
-                if id(spec) not in built:
-                    built[id(spec)] = spec.build()
-            self.verifiers[role.name] = [(spec.tag, built[id(spec)]) for spec in specs]
-            settings = json.dumps(role.generation, sort_keys=True)
-            if settings not in generators:
-                generators[settings] = recipe.generator.build(**role.generation)
-            self.generators[role.name] = generators[settings]
-        self.buffers: dict[str, Buffer] = {}
+        verifiers: dict[int, Verifier] = {}  # by spec: the recipe's verifier is one spec, however many roles use it
+        generators: dict[str, Any] = {}  # by generation settings
+
+        def verifier(spec: Component) -> Verifier:
+            if id(spec) not in verifiers:
+                verifiers[id(spec)] = spec.build()
+            return verifiers[id(spec)]
+
+        def generator(settings: dict[str, Any]) -> Any:
+            key = json.dumps(settings, sort_keys=True)
+            if key not in generators:
+                generators[key] = recipe.generator.build(**settings)
+            return generators[key]
+
+        self.eval_verifier = verifier(recipe.verifier) if recipe.verifier else None
+        self.sources = {r.name: (r.source or Component("source", "task")).build() for r in recipe.roles}
+        self.verifiers = {r.name: [(s.tag, verifier(s)) for s in recipe.verifiers_of(r)] for r in recipe.roles}
+        self.generators = {r.name: generator(r.generation) for r in recipe.roles}
 
     # -- the roles' play ---------------------------------------------------------------------------------------------
     def play(
