@@ -8,6 +8,7 @@ from typing import Any
 
 from selfimprove.errors import UserError
 from selfimprove.generators import Output, Request
+from selfimprove.generators.sampler import sampling_processors
 from selfimprove.models import Policy
 from selfimprove.models.live import LivePolicy, as_live, generation_model
 from selfimprove.progress import Tracker
@@ -124,6 +125,8 @@ class HFGenerator:
         """
         import torch
 
+        from selfimprove.generators.kv_cache import preallocated_cache  # imports transformers
+
         shared = common_prefix(rows) if self.share_prefix and len(rows) > 1 else 0
         if shared < MIN_SHARED_PREFIX:
             shared = 0
@@ -136,9 +139,12 @@ class HFGenerator:
             "input_ids": torch.tensor(ids, device=model.device),
             "attention_mask": torch.tensor(mask, device=model.device),
         }
+        cache = preallocated_cache(model.config, shared + width + self.max_new_tokens)
         if shared:
-            cache = model(input_ids=torch.tensor([prefix], device=model.device), use_cache=True).cache
+            prefix_ids = torch.tensor([prefix], device=model.device)
+            cache = model(input_ids=prefix_ids, use_cache=True, cache=cache).cache
             cache.batch_repeat_interleave(len(rows))
+        if cache is not None:
             inputs["cache"] = cache
         return inputs
 
@@ -174,11 +180,6 @@ class HFGenerator:
         encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
         if self.max_prompt_tokens:
             encoded = [ids[-self.max_prompt_tokens :] for ids in encoded]
-        sampling: dict[str, Any] = {"do_sample": self.temperature > 0}
-        if self.temperature > 0:
-            sampling.update(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k or None)
-        else:
-            sampling.update(temperature=None, top_p=None, top_k=None)
         rank, world = shard
         for number, batch in enumerate(self.batches([len(ids) for ids in encoded])):
             ids = [requests[i].id for i in batch]
@@ -200,9 +201,10 @@ class HFGenerator:
                     pad_token_id=tokenizer.pad_token_id,
                     stop_strings=self.stop or None,
                     tokenizer=tokenizer if self.stop else None,
-                    logits_processor=[recorder] if self.entropy else None,
-                    **sampling,
-                )
+                    logits_processor=[recorder] * self.entropy + sampling_processors(self.temperature, self.top_k,
+                                                                                     self.top_p),
+                    do_sample=False, temperature=None, top_p=None, top_k=None,  # sampled by the processors
+                )  # fmt: skip
             new = out[:, inputs["input_ids"].shape[1] :].tolist()
             new = [self._trim(t, tokenizer.eos_token_id, tokenizer.pad_token_id) for t in new]
             entropies = recorder.means([len(t) for t in new])
