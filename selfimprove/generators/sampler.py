@@ -1,4 +1,4 @@
-"""Sampling the next token by inverting the cumulative distribution: one random number per row, not per vocabulary entry.
+"""Sampling the next token by inverting the cumulative distribution: one draw per row, not per vocabulary entry.
 
 transformers samples with ``torch.multinomial(probs, 1)``, which on CPU draws an exponential variate for every
 vocabulary entry and takes an argmax (the exponential-race form of sampling without replacement). For a
