@@ -47,6 +47,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -227,7 +228,8 @@ def side(variant: str, workload: str, args: argparse.Namespace, out: Path) -> di
     command = [sys.executable, __file__, "--side", variant, "--workload", workload, "--out", str(out), *sys.argv[1:]]
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     if result.returncode < 0:  # the kernel's OOM killer leaves no traceback
-        return {"error": f"killed by signal {-result.returncode} (SIGKILL: out of memory?)"}
+        name = signal.Signals(-result.returncode).name
+        return {"error": f"killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")}
     if result.returncode != 0:
         return {"error": result.stderr.strip().splitlines()[-1][:200] if result.stderr.strip() else "failed"}
     return json.loads(result.stdout.strip().splitlines()[-1])
