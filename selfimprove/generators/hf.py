@@ -180,6 +180,8 @@ class HFGenerator:
         encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
         if self.max_prompt_tokens:
             encoded = [ids[-self.max_prompt_tokens :] for ids in encoded]
+        # the entropy recorder sees the raw logits; the warpers and the sampler (none when greedy) follow it
+        sampling = sampling_processors(self.temperature, self.top_k, self.top_p)
         rank, world = shard
         for number, batch in enumerate(self.batches([len(ids) for ids in encoded])):
             ids = [requests[i].id for i in batch]
@@ -201,8 +203,7 @@ class HFGenerator:
                     pad_token_id=tokenizer.pad_token_id,
                     stop_strings=self.stop or None,
                     tokenizer=tokenizer if self.stop else None,
-                    logits_processor=[recorder] * self.entropy + sampling_processors(self.temperature, self.top_k,
-                                                                                     self.top_p),
+                    logits_processor=([recorder] if self.entropy else []) + sampling,
                     do_sample=False, temperature=None, top_p=None, top_k=None,  # sampled by the processors
                 )  # fmt: skip
             new = out[:, inputs["input_ids"].shape[1] :].tolist()
