@@ -114,3 +114,37 @@ def test_sampling_without_top_k_reaches_the_whole_vocabulary(tiny_model: str) ->
     first = {o.token_ids[0] for batch in batches for o in batch}
     # near-uniform over ~100 tokens, 200 draws: about 88 distinct first tokens expected; top-50 allows 50
     assert len(first) > 50
+
+
+def test_cascade_attention_gives_the_copied_prefix_logits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows that read a shared prefix once (cascade attention) get the logits of rows that each hold a copy of it,
+    through the suffix pass and every decoding step, with padding between prefix and suffix and grouped-query
+    heads (3 query heads per key-value head)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from selfimprove.generators import cascade
+
+    steps, real = [], cascade._decode_step
+    monkeypatch.setattr(cascade, "_decode_step", lambda *args: steps.append(1) or real(*args))
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=40, hidden_size=48, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=6, num_key_value_heads=2, attn_implementation="sdpa")  # fmt: skip
+    model = LlamaForCausalLM(config).eval()
+    prefix = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    ids = torch.tensor([[0, 0, 7, 8], [9, 10, 11, 12], [0, 13, 14, 15]])  # left padding after the prefix
+    mask = torch.cat([torch.ones(3, 6, dtype=torch.long), (ids != 0).long()], dim=1)
+    with torch.inference_mode():
+        copied = model(input_ids=prefix, cache=preallocated_cache(config, 32), use_cache=True).cache
+        copied.batch_repeat_interleave(3)
+        expected = _decode(model, copied, ids, mask, steps=5)
+        once = model(input_ids=prefix, cache=preallocated_cache(config, 32), use_cache=True).cache
+        cache = cascade.shared_prefix_cache(once, capacity=2)  # grows mid-decode
+        with cascade.cascade_attention(model, cache):
+            got = _decode(model, cache, ids, mask, steps=5)
+    assert len(steps) == 2 * 5  # every decoding step of both layers took the cascade
+    assert model.config._attn_implementation == "sdpa"  # restored after the block
+    for e, g in zip(expected, got, strict=True):
+        torch.testing.assert_close(g, e)
+    layer = cache.layers[0]
+    assert isinstance(layer, cascade.SharedPrefixLayer) and layer.get_seq_length() == 6 + 4 + 5
+    assert layer.keys.shape[0] == 3 and layer.prefix_keys.shape[1] == 6  # the prefix is held once, at batch 1

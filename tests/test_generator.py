@@ -82,10 +82,12 @@ def test_common_prefix_leaves_a_token_to_generate_from() -> None:
 def test_shared_prefix_gives_the_same_outputs(tiny_model: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from transformers.utils import generic
 
-    from selfimprove.generators import hf
+    from selfimprove.generators import cascade, hf
 
     deprecations: list[str] = []  # transformers 5.24 renamed past_key_values to cache: nothing uses the old name
     monkeypatch.setattr(generic.logger, "warning_once", lambda message, *a, **kw: deprecations.append(message))
+    steps, decode_step = [], cascade._decode_step  # on CPU the shared prefix is read once (cascade attention)
+    monkeypatch.setattr(cascade, "_decode_step", lambda *args: steps.append(1) or decode_step(*args))
 
     system = {"role": "system", "content": "A long shared instruction that every prompt in the batch starts with."}
     requests = [Request(f"r{i}", [system, {"role": "user", "content": "q" * (i + 1)}]) for i in range(5)]
@@ -96,3 +98,4 @@ def test_shared_prefix_gives_the_same_outputs(tiny_model: str, monkeypatch: pyte
         assert hf.common_prefix(rows) >= hf.MIN_SHARED_PREFIX
         assert _run(shared, tiny_model, requests, seed=4) == _run(plain, tiny_model, requests, seed=4)
     assert deprecations == []
+    assert steps  # the shared side decoded through the cascade
