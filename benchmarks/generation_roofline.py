@@ -10,18 +10,23 @@ rest of the time goes.
    ``--repeats`` runs (a shared machine's neighbours only ever slow a run down), counting the
    token-forwards an ideal engine must run: each distinct prompt position once (a prefix shared by the batch once,
    as the generator computes it) and each sampled token; padding is not work.
-4. Where the time goes: a profile of the same step (the operators' own CPU time, top ``--top``), the share of
+4. With ``--cascade-ab N``: the step N times each with cascade attention on and off (``generator.cascade``),
+   alternating, and whether both sample the same texts.
+5. Where the time goes: a profile of the same step (the operators' own CPU time, top ``--top``), the share of
    computed positions that are padding, and the time outside operators (Python per token, the generate loop).
 
 Prints the figures and last ``share=<achieved / roofline>``.
 
 Run:  .venv/bin/python benchmarks/generation_roofline.py [--threads 2] [--problems 8] [--group 8] [--repeats 3]
+          [--cascade-ab 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -41,6 +46,27 @@ def matmul_gflops(threads: int, seconds: float = 2.0) -> float:
     return best
 
 
+def cascade_ab(generator: Any, generate: Callable[[], list], rounds: int) -> None:
+    """The step with cascade attention on and off, alternating, so that a drift in the machine's speed (minutes
+    long on a shared VM) falls on both sides alike; and whether both sides sample the same texts."""
+    import statistics
+
+    times: dict[bool, list[float]] = {True: [], False: []}
+    texts: dict[bool, list[str]] = {}
+    for i in range(2 * rounds):
+        generator.cascade = on = i % 2 == 0
+        start = time.perf_counter()
+        texts[on] = [o.text for o in generate()]
+        times[on].append(time.perf_counter() - start)
+    generator.cascade = True
+    for on, name in ((True, "on "), (False, "off")):
+        runs = ", ".join(f"{t:.1f}" for t in times[on])
+        print(f"cascade {name}: best {min(times[on]):.2f} s, median {statistics.median(times[on]):.2f} s ({runs})")
+    best = min(times[False]) / min(times[True])
+    median = statistics.median(times[False]) / statistics.median(times[True])
+    print(f"cascade speed-up: best {best:.2f}x, median {median:.2f}x; same texts: {texts[True] == texts[False]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -48,6 +74,13 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=8, help="samples per problem (the recipe's n)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of the step; the best is reported")
     parser.add_argument("--top", type=int, default=12, help="operators in the profile")
+    parser.add_argument(
+        "--cascade-ab",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time the step N times each with cascade attention on and off, alternating",
+    )
     args = parser.parse_args()
 
     from pathlib import Path
@@ -103,6 +136,8 @@ def main() -> None:
         longest = max(by_id[batch[i].id].num_tokens for i in rows)
         computed += prefix + len(rows) * (width + longest)
     achieved = needed / seconds
+    if args.cascade_ab:
+        cascade_ab(generator, lambda: generate(batch, seed=2), args.cascade_ab)
 
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
         start = time.perf_counter()

@@ -91,6 +91,7 @@ class HFGenerator:
         max_batch_tokens: int = 65536,
         max_prompt_tokens: int | None = None,
         share_prefix: bool = True,
+        cascade: bool = True,
         entropy: bool = True,
     ):
         if temperature < 0:
@@ -100,7 +101,7 @@ class HFGenerator:
         self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
         self.max_new_tokens, self.stop = max_new_tokens, stop or []
         self.batch_size, self.max_batch_tokens, self.max_prompt_tokens = batch_size, max_batch_tokens, max_prompt_tokens
-        self.share_prefix = share_prefix
+        self.share_prefix, self.cascade = share_prefix, cascade
         self.entropy = entropy
 
     def batches(self, lengths: list[int]) -> list[list[int]]:
@@ -148,7 +149,7 @@ class HFGenerator:
         if shared:
             prefix_ids = torch.tensor([prefix], device=model.device)
             cache = model(input_ids=prefix_ids, use_cache=True, cache=cache).cache
-            if cache is not None and cascade.applies(model):
+            if cache is not None and self.cascade and cascade.applies(model):
                 cache = cascade.shared_prefix_cache(cache, width + self.max_new_tokens)
                 attention = cascade.cascade_attention(model, cache)
             else:
