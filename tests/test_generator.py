@@ -82,7 +82,7 @@ def test_common_prefix_leaves_a_token_to_generate_from() -> None:
 def test_shared_prefix_gives_the_same_outputs(tiny_model: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from transformers.utils import generic
 
-    from selfimprove.generators import cascade
+    from selfimprove.generators import cascade, hf
 
     deprecations: list[str] = []  # transformers 5.24 renamed past_key_values to cache: nothing uses the old name
     monkeypatch.setattr(generic.logger, "warning_once", lambda message, *a, **kw: deprecations.append(message))
@@ -95,6 +95,8 @@ def test_shared_prefix_gives_the_same_outputs(tiny_model: str, monkeypatch: pyte
         shared = HFGenerator(temperature=temperature, max_new_tokens=6, batch_size=8)
         copied = HFGenerator(temperature=temperature, max_new_tokens=6, batch_size=8, cascade=False)
         plain = HFGenerator(temperature=temperature, max_new_tokens=6, batch_size=8, share_prefix=False)
+        rows = [list(range(40)) + [i] for i in range(3)]
+        assert hf.common_prefix(rows) >= hf.MIN_SHARED_PREFIX
         expected = _run(plain, tiny_model, requests, seed=4)
         assert _run(copied, tiny_model, requests, seed=4) == expected and not steps  # the prefix copied to each row
         assert _run(shared, tiny_model, requests, seed=4) == expected and steps  # read once: cascade attention

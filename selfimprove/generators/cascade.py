@@ -90,9 +90,8 @@ def cascade_attention_forward(
     layer = cache.layers[module.layer_idx] if cache is not None else None
     if not isinstance(layer, SharedPrefixLayer):
         return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, **kwargs)
-    if query.shape[2] == 1 and not kwargs.get("dropout"):
-        mask = attention_mask if attention_mask is None or attention_mask.dtype == torch.bool else attention_mask == 0
-        return _decode_step(query, layer, key, value, mask, scaling or query.shape[-1] ** -0.5), None
+    if query.shape[2] == 1 and not kwargs.get("dropout"):  # the mask is sdpa's (registered below): boolean or None
+        return _decode_step(query, layer, key, value, attention_mask, scaling or query.shape[-1] ** -0.5), None
     rows = key.shape[0]
     key = torch.cat([layer.prefix_keys.expand(rows, -1, -1, -1), key], dim=2)
     value = torch.cat([layer.prefix_values.expand(rows, -1, -1, -1), value], dim=2)
